@@ -1,0 +1,80 @@
+/**
+ * The error catalog. Every error a user or an API client can see has a stable code here: clients and
+ * scripts match on the code, never on the message. docs/errors.md documents each one (a test checks).
+ * `status` is the HTTP status the API answers with.
+ */
+export const ERROR_CODES = {
+  bad_request: { status: 400, summary: 'The request is malformed or fails validation.' },
+  invalid_json: { status: 400, summary: 'The request body is not valid JSON.' },
+  invalid_config: { status: 400, summary: 'A ward.toml or server configuration is invalid.' },
+  invalid_name: { status: 400, summary: 'A name (app, org) is not DNS-safe or is reserved.' },
+  unauthenticated: { status: 401, summary: 'No credential, or an expired, revoked or forged one.' },
+  invalid_credentials: { status: 401, summary: 'The email or password is wrong.' },
+  forbidden: { status: 403, summary: 'The credential is valid but lacks the permission for this action.' },
+  invite_required: { status: 403, summary: 'This server already has accounts; signing up needs an invite code.' },
+  not_found: { status: 404, summary: 'The resource does not exist, or the caller may not see it.' },
+  method_not_allowed: { status: 405, summary: 'The route exists but not with this HTTP method.' },
+  conflict: { status: 409, summary: 'The resource already exists or changed concurrently.' },
+  name_taken: { status: 409, summary: 'The name is already used by another resource of that kind.' },
+  payload_too_large: { status: 413, summary: 'The request body is larger than the server accepts.' },
+  unsupported_media_type: { status: 415, summary: 'The request body is not application/json.' },
+  too_many_requests: { status: 429, summary: 'Too many requests; retry after the time given.' },
+  internal: { status: 500, summary: 'A bug or an unexpected failure on the server; see its log by request id.' },
+  unavailable: { status: 503, summary: 'A dependency (database, runtime) is not available right now.' },
+  // Errors that only the CLI or the server process raise locally (never sent by the API).
+  usage: { status: 400, summary: 'A command was called with unknown or missing arguments or flags.' },
+  not_logged_in: { status: 401, summary: 'The CLI has no session and no WARD_API_TOKEN.' },
+  api_unreachable: { status: 503, summary: 'The CLI could not connect to the Ward API.' },
+  database_unreachable: { status: 503, summary: 'The server could not connect to its database.' },
+  data_dir: { status: 500, summary: 'The data directory cannot be created, read or written.' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export interface WardErrorOptions {
+  /** hint says what the user can do about it; the CLI prints it as `Hint: …`. */
+  hint?: string;
+  /** details are machine-readable extras (field paths, limits); never secrets. */
+  details?: Record<string, unknown>;
+  cause?: unknown;
+}
+
+/**
+ * UserError is an error the user can fix: bad input, a missing login, a name taken. The CLI prints it as
+ * `Error: <message>` and `Hint: <hint>` with exit code 1 and no stack; the API answers with its code's
+ * status. Anything that is not a UserError is a bug and is reported as `internal`.
+ */
+export class UserError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options: WardErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'UserError';
+    this.code = code;
+    this.hint = options.hint;
+    this.details = options.details;
+  }
+
+  get status(): number {
+    return ERROR_CODES[this.code].status;
+  }
+}
+
+export function isUserError(e: unknown): e is UserError {
+  return e instanceof UserError;
+}
+
+/** The wire form of every API error: `{error: {code, message}}`, with hint and details when present. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; hint?: string; details?: Record<string, unknown>; request_id?: string };
+}
+
+export function errorBody(e: UserError, requestId?: string): ErrorBody {
+  const body: ErrorBody = { error: { code: e.code, message: e.message } };
+  if (e.hint) body.error.hint = e.hint;
+  if (e.details) body.error.details = e.details;
+  if (requestId) body.error.request_id = requestId;
+  return body;
+}

@@ -1,0 +1,6 @@
+export * from './ids.ts';
+export * from './errors.ts';
+export * from './clock.ts';
+export * from './units.ts';
+export * from './names.ts';
+export * from './types.ts';
