@@ -4,3 +4,4 @@ export * from './clock.ts';
 export * from './units.ts';
 export * from './names.ts';
 export * from './types.ts';
+export * from './version.ts';

@@ -89,3 +89,12 @@ export class StoreConflictError extends Error {
     this.constraint = constraint;
   }
 }
+
+/**
+ * StoreLogger is the slice of a structured logger (pino's shape) the store reports to: migrations
+ * applied, the database opened, pool errors. Anything with pino's `info(obj, msg)` form fits.
+ */
+export interface StoreLogger {
+  info(obj: Record<string, unknown>, msg?: string): void;
+  warn(obj: Record<string, unknown>, msg?: string): void;
+}

@@ -1,0 +1,144 @@
+import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { Logger } from 'pino';
+import { errorBody, newId, UserError, type Clock } from '../core/index.ts';
+import type { Store } from '../store/index.ts';
+import { AccountService } from '../auth/index.ts';
+import { AppService, OrgService } from '../services/index.ts';
+import { ApiMetrics } from './metrics.ts';
+import { bearerToken } from './auth.ts';
+import { sharedSchemas } from './schemas.ts';
+import { healthRoutes } from './routes/health.ts';
+import { authRoutes } from './routes/auth.ts';
+import { orgRoutes } from './routes/orgs.ts';
+import { appRoutes } from './routes/apps.ts';
+
+export interface ApiDeps {
+  store: Store;
+  clock: Clock;
+  logger: Logger;
+  version: string;
+}
+
+export interface Services {
+  accounts: AccountService;
+  orgs: OrgService;
+  apps: AppService;
+  store: Store;
+  version: string;
+  metrics: ApiMetrics;
+}
+
+/** Requests bodies above this size are refused with 413 before they are parsed. */
+export const BODY_LIMIT = 1024 * 1024;
+
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** buildApi assembles the control plane's HTTP API. It does not listen; the caller does. */
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const metrics = new ApiMetrics();
+  const orgs = new OrgService(deps.store, deps.clock);
+  const services: Services = {
+    accounts: new AccountService(deps.store, deps.clock),
+    orgs,
+    apps: new AppService(deps.store, deps.clock, orgs),
+    store: deps.store,
+    version: deps.version,
+    metrics,
+  };
+
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    bodyLimit: BODY_LIMIT,
+    // A client's request id is kept when it is short and safe to log; otherwise we make one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : newId('request');
+    },
+    requestIdLogLabel: 'request_id',
+    disableRequestLogging: false,
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+  });
+
+  for (const s of sharedSchemas) app.addSchema(s);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Ward API', version: deps.version, description: 'The control plane API of Ward. See docs/api.md.' },
+      components: {
+        securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A session token (ward_ses_…) or API token (ward_tok_…).' } },
+      },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
+  });
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+    reply.header('cache-control', 'no-store');
+    reply.header('x-content-type-options', 'nosniff');
+    if (req.routeOptions.config.auth === 'none') return;
+    if (req.routeOptions.url === undefined) return; // unmatched: the 404 handler answers
+    req.principal = await services.accounts.authenticate(bearerToken(req));
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const labels = { method: req.method, route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) };
+    metrics.requests.inc(labels);
+    metrics.duration.observe(labels, reply.elapsedTime / 1000);
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const e = new UserError('not_found', `no route for ${req.method} ${req.url.split('?')[0]}`, { hint: 'see /v1/openapi.json for the API' });
+    return reply.status(404).send(errorBody(e, req.id));
+  });
+
+  app.setErrorHandler(async (err: FastifyError, req, reply) => {
+    const e = toUserError(err);
+    if (e) {
+      if (e.code === 'too_many_requests' && e.details?.retry_after_s !== undefined) reply.header('retry-after', String(e.details.retry_after_s));
+      return reply.status(e.status).send(errorBody(e, req.id));
+    }
+    req.log.error({ err }, 'unhandled error');
+    return reply.status(500).send(errorBody(new UserError('internal', 'internal error; the server log has details under this request id'), req.id));
+  });
+
+  await app.register(healthRoutes(services));
+  await app.register(authRoutes(services));
+  await app.register(orgRoutes(services));
+  await app.register(appRoutes(services));
+
+  app.get('/v1/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
+
+  return app;
+}
+
+/** toUserError maps what Fastify and our services throw to a catalogued error; undefined means a bug. */
+function toUserError(err: FastifyError): UserError | undefined {
+  if (err instanceof UserError) return err;
+  if (err.validation) {
+    const first = err.validation[0];
+    const where = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : (first?.params as { missingProperty?: string } | undefined)?.missingProperty ?? '';
+    const context = err.validationContext ?? 'body';
+    return new UserError('bad_request', `invalid request ${context}${where ? ` at ${where}` : ''}: ${first?.message ?? err.message}`);
+  }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new UserError('payload_too_large', `request body is larger than ${BODY_LIMIT} bytes`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new UserError('unsupported_media_type', 'request bodies must be application/json');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new UserError('invalid_json', 'the request body is not valid JSON');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new UserError('bad_request', 'the Content-Length header does not match the body');
+  }
+  if (err instanceof SyntaxError && err.statusCode === 400) return new UserError('invalid_json', 'the request body is not valid JSON');
+  if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500) {
+    return new UserError(err.statusCode === 405 ? 'method_not_allowed' : 'bad_request', err.message);
+  }
+  return undefined;
+}

@@ -1,0 +1,1 @@
+export { buildApi, BODY_LIMIT, type ApiDeps } from './app.ts';

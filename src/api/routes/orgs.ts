@@ -1,0 +1,76 @@
+import type { FastifyInstance } from 'fastify';
+import type { Services } from '../app.ts';
+import { principalOf } from '../auth.ts';
+import { errorResponses } from '../schemas.ts';
+import { orgView, orgWithRoleView } from '../views.ts';
+
+const orgParam = { type: 'object', required: ['org'], properties: { org: { type: 'string', maxLength: 63 } } } as const;
+
+/** orgRoutes: list, create, show, invite. */
+export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
+  app.get('/v1/orgs', {
+    schema: {
+      summary: 'The orgs the caller belongs to, with its role in each',
+      tags: ['orgs'],
+      response: { 200: { type: 'object', required: ['orgs'], properties: { orgs: { type: 'array', items: { $ref: 'OrgWithRole#' } } } }, ...errorResponses(401) },
+    },
+  }, async (req) => ({ orgs: (await s.orgs.listForUser(principalOf(req))).map(orgWithRoleView) }));
+
+  app.post<{ Body: { name: string } }>('/v1/orgs', {
+    schema: {
+      summary: 'Create an org; the caller becomes its owner',
+      tags: ['orgs'],
+      body: { type: 'object', required: ['name'], additionalProperties: false, properties: { name: { type: 'string', maxLength: 63 } } },
+      response: { 201: { type: 'object', required: ['org'], properties: { org: { $ref: 'Org#' } } }, ...errorResponses(400, 401, 409) },
+    },
+  }, async (req, reply) => {
+    const org = await s.orgs.create(principalOf(req), req.body.name);
+    return reply.status(201).send({ org: orgView(org) });
+  });
+
+  app.get<{ Params: { org: string } }>('/v1/orgs/:org', {
+    schema: {
+      summary: 'An org, the caller\'s role in it, and its members',
+      tags: ['orgs'],
+      params: orgParam,
+      response: {
+        200: {
+          type: 'object',
+          required: ['org', 'role', 'members'],
+          properties: { org: { $ref: 'Org#' }, role: { type: 'string' }, members: { type: 'array', items: { $ref: 'Member#' } } },
+        },
+        ...errorResponses(401, 404),
+      },
+    },
+  }, async (req) => {
+    const { org, role } = await s.orgs.resolve(principalOf(req), req.params.org, 'org:read');
+    const members = await s.orgs.members(org.id);
+    return {
+      org: orgView(org),
+      role,
+      members: members.map((m) => ({ user_id: m.userId, email: m.email, role: m.role, created_at: m.createdAt })),
+    };
+  });
+
+  app.post<{ Params: { org: string }; Body: { role: string; expires_in?: string } }>('/v1/orgs/:org/invites', {
+    schema: {
+      summary: 'Make a one-time invite code for the org',
+      tags: ['orgs'],
+      params: orgParam,
+      body: {
+        type: 'object',
+        required: ['role'],
+        additionalProperties: false,
+        properties: { role: { type: 'string' }, expires_in: { type: 'string', maxLength: 16 } },
+      },
+      response: { 201: { type: 'object', required: ['invite'], properties: { invite: { $ref: 'Invite#' } } }, ...errorResponses(400, 401, 403, 404) },
+    },
+  }, async (req, reply) => {
+    const p = principalOf(req);
+    const { org } = await s.orgs.resolve(p, req.params.org, 'org:manage');
+    const invite = await s.accounts.createInvite(org.id, p.userId, req.body.role, req.body.expires_in);
+    req.log.info({ org_id: org.id, invite_id: invite.id, role: invite.role }, 'invite created');
+    return reply.status(201).send({ invite: { id: invite.id, code: invite.code, role: invite.role, expires_at: invite.expiresAt } });
+  });
+};
+
