@@ -1,6 +1,5 @@
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import type { Logger } from 'pino';
 import { errorBody, newId, UserError, type Clock } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
 import { AccountService } from '../auth/index.ts';
@@ -16,7 +15,7 @@ import { appRoutes } from './routes/apps.ts';
 export interface ApiDeps {
   store: Store;
   clock: Clock;
-  logger: Logger;
+  logger: FastifyBaseLogger;
   version: string;
 }
 
@@ -55,8 +54,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : newId('request');
     },
-    requestIdLogLabel: 'request_id',
-    disableRequestLogging: false,
+    logController: new LogController({ requestIdLogLabel: 'request_id' }),
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },

@@ -44,8 +44,7 @@ export class SqliteStore extends KyselyStore {
    */
   static async open(options: SqliteStoreOptions): Promise<SqliteStore> {
     const file = options.file ?? join(prepareDataDir(options.dataDir, options.logger), SQLITE_FILE);
-    const raw = openDatabase(file);
-    const db = new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: new NodeSqliteDatabase(raw) }) });
+    const db = sqliteKysely(file);
     try {
       await migrate(db, 'sqlite', { logger: options.logger });
     } catch (e) {
@@ -55,6 +54,14 @@ export class SqliteStore extends KyselyStore {
     options.logger?.info({ file }, 'store opened (sqlite)');
     return new SqliteStore(db, file);
   }
+}
+
+/**
+ * sqliteKysely opens a SQLite file with Ward's settings (pragmas, BEGIN IMMEDIATE, statement cache) as a
+ * Kysely<DB>, without migrating it; destroy() closes it. SqliteStore.open uses it; so do migration tests.
+ */
+export function sqliteKysely(file: string): Kysely<DB> {
+  return new Kysely<DB>({ dialect: new ImmediateSqliteDialect({ database: new NodeSqliteDatabase(openDatabase(file)) }) });
 }
 
 function dataDirError(dir: string, what: string, cause: unknown): UserError {
