@@ -1,0 +1,3 @@
+export * from './types.ts';
+export * from './chain.ts';
+export { canonicalJson } from './canonical.ts';
