@@ -1,7 +1,6 @@
-import { ERROR_CODES, UserError, type ErrorCode } from '../core/index.ts';
+import { ERROR_CODES, formatDuration, UserError, VERSION, type ErrorCode } from '../core/index.ts';
 import type { Env } from './command.ts';
 import type { SessionStore } from './session.ts';
-import { VERSION } from './version.ts';
 
 /**
  * The CLI's HTTP client for the Ward API (docs/api.md). It decides which server to call and with which
@@ -32,6 +31,11 @@ export interface RequestOptions {
   body?: unknown;
   /** auth: false sends no credential even when one exists (signup, login). Default true. */
   auth?: boolean;
+  /**
+   * as sends this exact token to this server instead of the resolved target: logout revokes the stored
+   * session even when WARD_API_TOKEN or WARD_API_URL point elsewhere.
+   */
+  as?: { apiUrl: string; token: string };
 }
 
 /** ApiClient calls the Ward API. Paths start with `/v1/`; build them with apiPath. */
@@ -121,7 +125,9 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   }
 
   async function request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-    const t = await target();
+    const t: Target = options.as
+      ? { apiUrl: normalizeApiUrl(options.as.apiUrl), credential: { token: options.as.token, source: 'session' }, missing: undefined }
+      : await target();
     const credential = options.auth === false ? undefined : t.credential;
     const headers: Record<string, string> = { accept: 'application/json', 'user-agent': `ward-cli/${VERSION} node/${process.version}` };
     if (credential) headers.authorization = `Bearer ${credential.token}`;
@@ -187,7 +193,7 @@ function unreachable(apiUrl: string, e: unknown, timeoutMs: number): UserError {
   let reason: string | undefined;
   let hint = 'start it with `ward server` or set WARD_API_URL';
   if (err?.name === 'TimeoutError' || err?.name === 'AbortError') {
-    reason = `no answer within ${Math.round(timeoutMs / 1000)}s`;
+    reason = `no answer within ${formatDuration(timeoutMs)}`;
   } else {
     const code = err?.cause?.code;
     if (code && NETWORK_REASONS[code]) reason = NETWORK_REASONS[code];

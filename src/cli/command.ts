@@ -131,6 +131,11 @@ export interface CommandSpec<F extends Record<string, FlagSpec>, A extends reado
   requireSession?: boolean;
   /** requireApp: the command needs an app; adds `-a, --app` and resolves it before run. */
   requireApp?: P;
+  /**
+   * check validates the input before the preconditions and run: mistakes that need no server, such as
+   * a malformed name or a missing --yes, are reported before "you are not logged in". It throws UserError.
+   */
+  check?(input: Omit<RunInput<F, A, P>, 'app'>): void;
   /** run does the work. It returns the exit code, or nothing for 0; failures throw (UserError for the user's). */
   run(ctx: Context, input: RunInput<F, A, P>): Promise<number | void>;
 }
@@ -145,6 +150,7 @@ export interface Command {
   readonly flags: Readonly<Record<string, FlagSpec>>;
   readonly requireSession: boolean;
   readonly requireApp: AppPrecondition | undefined;
+  check(input: { flags: Record<string, unknown>; args: Record<string, unknown> }): void;
   run(ctx: Context, input: { flags: Record<string, unknown>; args: Record<string, unknown>; app: string | undefined }): Promise<number | void>;
 }
 
@@ -206,6 +212,7 @@ export function defineCommand<
     flags,
     requireSession: spec.requireSession ?? false,
     requireApp: spec.requireApp,
+    check: (spec.check ?? (() => {})) as Command['check'],
     run: spec.run as Command['run'],
   };
 }
