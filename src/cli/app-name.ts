@@ -1,34 +1,24 @@
-import { readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseToml } from 'smol-toml';
 import { UserError } from '../core/index.ts';
+import { assertValidAppConfig, loadAppConfig } from '../config/index.ts';
 
 /**
  * resolveApp picks the app a command works on: the explicit name (a positional or `-a/--app`) when
- * given, else the `app` key of ./ward.toml. Only that key is read here; the full ward.toml validation
- * lives in src/config and runs where the whole file matters (deploy).
+ * given, else the `app` key of ./ward.toml. A ward.toml that is read is validated in full first, locally,
+ * and any error stops the command before it contacts the server (shared/CLI.md).
  */
 export async function resolveApp(explicit: string | undefined, cwd: string): Promise<string> {
   if (explicit !== undefined && explicit !== '') return explicit;
   const path = join(cwd, 'ward.toml');
-  let text: string;
   try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new UserError('usage', 'no app given, and there is no ward.toml here', { hint: 'pass -a APP, or run this in the directory of your ward.toml' });
-    }
-    throw new UserError('invalid_config', `cannot read ${path}: ${(e as Error).message}`);
+    await access(path);
+  } catch {
+    throw new UserError('usage', 'no app given, and there is no ward.toml here', { hint: 'pass -a APP, or run this in the directory of your ward.toml' });
   }
-  let doc: Record<string, unknown>;
-  try {
-    doc = parseToml(text) as Record<string, unknown>;
-  } catch (e) {
-    throw new UserError('invalid_config', `ward.toml is not valid TOML: ${(e as Error).message.split('\n')[0]}`, { hint: 'fix the file, or pass -a APP' });
-  }
-  const app = doc.app;
-  if (typeof app !== 'string' || app === '') {
+  const config = assertValidAppConfig(await loadAppConfig(path), 'ward.toml');
+  if (!config.app) {
     throw new UserError('invalid_config', 'ward.toml has no app name', { hint: 'add app = "NAME" at its top, or pass -a APP' });
   }
-  return app;
+  return config.app;
 }

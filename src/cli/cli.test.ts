@@ -279,7 +279,11 @@ describe('requireApp', () => {
       assert.equal(none.stderr, 'Error: no app given, and there is no ward.toml here\nHint: pass -a APP, or run this in the directory of your ward.toml\n');
       await writeFile(join(empty.dir, 'ward.toml'), 'app = \n');
       const broken = await runCli(['apps', 'show'], { env: env(), cwd: empty.dir });
-      assert.match(broken.stderr, /^Error: ward\.toml is not valid TOML: /);
+      assert.match(broken.stderr, /^Error: ward\.toml has 1 error:\nward\.toml:1:7: error: invalid TOML/);
+      await writeFile(join(empty.dir, 'ward.toml'), 'app = "portal"\n[http_service]\ninternal_port = "abc"\n');
+      const invalid = await runCli(['apps', 'show'], { env: env(), cwd: empty.dir });
+      assert.equal(invalid.code, 1);
+      assert.match(invalid.stderr, /ward\.toml:3:1: error: http_service\.internal_port: expected a port number/);
       await writeFile(join(empty.dir, 'ward.toml'), 'primary_region = "local"\n');
       const noApp = await runCli(['apps', 'show'], { env: env(), cwd: empty.dir });
       assert.match(noApp.stderr, /^Error: ward\.toml has no app name\nHint: add app = "NAME"/);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { Server, Socket } from 'node:net';
@@ -139,14 +140,28 @@ describe('openStore: data dir errors', () => {
     assertUserError(err, 'data_dir');
   });
 
-  test('a data dir the process may not write is data_dir', { skip: process.getuid?.() === 0 ? 'root may write anywhere' : false }, async () => {
+  test('a data dir the process may not write is data_dir', async () => {
     const dir = join(root, 'locked');
     await mkdir(dir, { mode: 0o500 });
-    const err = await openStore({ dataDir: dir }).then(
-      () => assert.fail('opened'),
-      (e: unknown) => e,
+    if (process.getuid?.() !== 0) {
+      const err = await openStore({ dataDir: dir }).then(
+        () => assert.fail('opened'),
+        (e: unknown) => e,
+      );
+      assert.match(assertUserError(err, 'data_dir').message, /cannot be written/);
+      return;
+    }
+    // Root may write anywhere, so as root (CI) the same attempt runs in a child process as nobody.
+    await chmod(root, 0o755);
+    const probe = `import('${new URL('./index.ts', import.meta.url).href}').then((m) => m.openStore({ dataDir: process.argv[1] }))
+      .then(() => console.log(JSON.stringify({ opened: true })), (e) => console.log(JSON.stringify({ code: e.code, message: e.message, hint: e.hint })));`;
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile(process.execPath, ['--input-type=module', '-e', probe, dir], { uid: 65534, gid: 65534 }, (e, stdout) => (e ? reject(e) : resolve(stdout))),
     );
-    assert.match(assertUserError(err, 'data_dir').message, /cannot be written/);
+    const r = JSON.parse(out) as { code?: string; message?: string; hint?: string };
+    assert.equal(r.code, 'data_dir', out);
+    assert.match(r.message!, /cannot be written/);
+    assert.match(r.hint!, /--data-dir/);
   });
 
   test('a usable data dir opens a SqliteStore', async () => {
