@@ -1,3 +1,4 @@
+import { editDistance } from '../core/index.ts';
 /**
  * Key paths name a place in a TOML document the way users read it: `http_service.checks[0].interval`.
  * The validator, the unknown-key walker and the source locator all build paths with formatPath, so a
@@ -49,24 +50,7 @@ export function describeValue(v: unknown): string {
   return typeof v;
 }
 
-/**
- * editDistance is the optimal-string-alignment distance: insertions, deletions, substitutions and
- * transpositions of neighbours each cost 1, so `internal_prot` is 1 away from `internal_port`.
- */
-export function editDistance(a: string, b: string): number {
-  const rows = a.length + 1;
-  const cols = b.length + 1;
-  const d: number[][] = Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
-  for (let i = 1; i < rows; i++) {
-    for (let j = 1; j < cols; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
-      d[i]![j] = v;
-    }
-  }
-  return d[a.length]![b.length]!;
-}
+export { editDistance };
 
 /**
  * closest returns the candidate a mistyped key most likely meant, or undefined when none is close.

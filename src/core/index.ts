@@ -5,3 +5,4 @@ export * from './units.ts';
 export * from './names.ts';
 export * from './types.ts';
 export * from './version.ts';
+export * from './text.ts';
