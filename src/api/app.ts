@@ -1,9 +1,11 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { errorBody, newId, UserError, type Clock } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
-import { AccountService } from '../auth/index.ts';
-import { AppService, OrgService } from '../services/index.ts';
+import { AccountService, authorizeRoute, MemberService, PolicyService } from '../auth/index.ts';
+import { ephemeralKeyProvider, type KeyProvider } from '../secrets/index.ts';
+import { AppService, AuditLogService, OrgService } from '../services/index.ts';
+import { AuditService, generateAuditKey, type AuditKey } from '../audit/index.ts';
 import { ApiMetrics } from './metrics.ts';
 import { bearerToken } from './auth.ts';
 import { sharedSchemas } from './schemas.ts';
@@ -11,18 +13,38 @@ import { healthRoutes } from './routes/health.ts';
 import { authRoutes } from './routes/auth.ts';
 import { orgRoutes } from './routes/orgs.ts';
 import { appRoutes } from './routes/apps.ts';
+import { auditRoutes } from './routes/audit.ts';
+import { tokenRoutes } from './routes/tokens.ts';
+import { memberRoutes } from './routes/members.ts';
 
 export interface ApiDeps {
   store: Store;
   clock: Clock;
   logger: FastifyBaseLogger;
   version: string;
+  /**
+   * auditKey signs audit checkpoints; the server loads it from its data directory. Without one (tests)
+   * a fresh key is made for this API and registered like any other.
+   */
+  auditKey?: AuditKey;
+  /**
+   * keys is the master key provider (src/secrets) that seals TOTP secrets at rest; startServer opens the
+   * --master-key-file. Without one (tests) an in-memory key is made, and whatever it sealed is lost
+   * when the process ends.
+   */
+  keys?: KeyProvider;
+  /** onRoute sees each route as it is registered; test/integration/authz.test.ts lists them with it. */
+  onRoute?: (route: RouteOptions) => void;
 }
 
 export interface Services {
   accounts: AccountService;
+  members: MemberService;
+  policies: PolicyService;
   orgs: OrgService;
   apps: AppService;
+  audit: AuditService;
+  auditLog: AuditLogService;
   store: Store;
   version: string;
   metrics: ApiMetrics;
@@ -36,11 +58,21 @@ const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/;
 /** buildApi assembles the control plane's HTTP API. It does not listen; the caller does. */
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const metrics = new ApiMetrics();
-  const orgs = new OrgService(deps.store, deps.clock);
+  const audit = new AuditService({ store: deps.store, clock: deps.clock, key: deps.auditKey ?? generateAuditKey(), logger: deps.logger });
+  await audit.init();
+  const orgs = new OrgService(deps.store, deps.clock, audit);
   const services: Services = {
-    accounts: new AccountService(deps.store, deps.clock),
+    accounts: new AccountService(deps.store, deps.clock, {
+      auditor: audit,
+      keys: deps.keys ?? ephemeralKeyProvider(),
+      onLoginFailure: (reason) => metrics.loginFailures.inc({ reason }),
+    }),
+    members: new MemberService(deps.store, deps.clock, audit),
+    policies: new PolicyService(deps.store, deps.clock, audit),
     orgs,
-    apps: new AppService(deps.store, deps.clock, orgs),
+    apps: new AppService(deps.store, deps.clock, orgs, audit),
+    audit,
+    auditLog: new AuditLogService(deps.store, deps.clock, orgs, audit),
     store: deps.store,
     version: deps.version,
     metrics,
@@ -60,7 +92,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   });
 
+  // First, so it sees every route registered after it (tests enumerate the routes this way).
+  if (deps.onRoute) app.addHook('onRoute', deps.onRoute);
   for (const s of sharedSchemas) app.addSchema(s);
+  // The server starts and stops the checkpoint timer (startServer); it finds the service here.
+  app.decorate('audit', audit);
 
   await app.register(swagger, {
     openapi: {
@@ -78,9 +114,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', req.id);
     reply.header('cache-control', 'no-store');
     reply.header('x-content-type-options', 'nosniff');
-    if (req.routeOptions.config.auth === 'none') return;
+    const needs = req.routeOptions.config.auth;
+    if (needs === 'none') return;
     if (req.routeOptions.url === undefined) return; // unmatched: the 404 handler answers
-    req.principal = await services.accounts.authenticate(bearerToken(req));
+    req.principal = await services.accounts.authenticate(bearerToken(req), { sourceIp: req.ip || null, requestId: req.id || null });
+    if (needs === undefined) {
+      // Closed by default: a route that forgot its declaration serves nobody (authz.test.ts catches it).
+      throw new UserError('forbidden', `${req.method} ${req.routeOptions.url} declares no permission, so it is refused`);
+    }
+    authorizeRoute(req.principal, needs);
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -108,6 +150,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(authRoutes(services));
   await app.register(orgRoutes(services));
   await app.register(appRoutes(services));
+  await app.register(auditRoutes(services));
+  await app.register(tokenRoutes(services));
+  await app.register(memberRoutes(services));
 
   app.get('/v1/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
 

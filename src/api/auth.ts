@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import { UserError } from '../core/index.ts';
-import type { Principal } from '../auth/index.ts';
+import { actorOf, type Action, type Principal, type SessionPrincipal } from '../auth/index.ts';
+import type { AuditService, CallContext } from '../audit/index.ts';
 
 /**
  * bearerToken extracts the token of an `Authorization: Bearer …` header (RFC 6750 §2.1). Anything else —
@@ -19,17 +20,42 @@ export function principalOf(req: FastifyRequest): Principal {
   return req.principal;
 }
 
+/**
+ * sessionOf returns the caller of a route that only a person's session may use (its route declares an
+ * `account:enrol` or `account:manage` action, which authorizeRoute refuses to tokens).
+ */
+export function sessionOf(req: FastifyRequest): SessionPrincipal {
+  const p = principalOf(req);
+  if (p.via !== 'session') throw new UserError('forbidden', 'this needs a person\'s session, not an API token', { hint: 'log in: ward auth login' });
+  return p;
+}
+
+/**
+ * ctxOf is the audit context of a request: who (the principal's person or token, or anonymous before
+ * authentication), from where (the client address Fastify sees, req.ip) and which request (req.id, the
+ * X-Request-Id the client and the server log share).
+ */
+export function ctxOf(req: FastifyRequest): CallContext {
+  const actor = req.principal ? actorOf(req.principal) : ({ type: 'anonymous', id: null, label: null } as const);
+  return { actor, sourceIp: req.ip || null, requestId: req.id || null };
+}
+
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
   }
+  interface FastifyInstance {
+    /** audit is the API's AuditService; startServer runs its checkpoint timer. */
+    audit: AuditService;
+  }
   interface FastifyContextConfig {
     /**
-     * auth says who may call a route: 'none' for public routes (health, signup, login, the API document),
-     * 'user' for any authenticated caller; what that caller may then do is decided by src/auth's
-     * authorize() with the caller's role in the org that owns the resource. Routes that say nothing
-     * require a user: the default is closed.
+     * auth says what a route needs: 'none' for public routes (health, signup, login, the API document),
+     * else the Action (src/auth/authorize.ts) it performs. The API authenticates the caller and runs
+     * authorizeRoute(principal, action) before the handler; the handler's service then runs authorize()
+     * on the resource with the caller's role in its org. A route that declares nothing is refused to
+     * everyone (the default is closed), and test/integration/authz.test.ts fails on it.
      */
-    auth?: 'none' | 'user';
+    auth?: 'none' | Action;
   }
 }

@@ -8,6 +8,7 @@ export class ApiMetrics {
   readonly registry = new Registry();
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly duration: Histogram<'method' | 'route' | 'status'>;
+  readonly loginFailures: Counter<'reason'>;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ward_' });
@@ -22,6 +23,12 @@ export class ApiMetrics {
       help: 'API request latency, by method, route pattern and status.',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [this.registry],
+    });
+    this.loginFailures = new Counter({
+      name: 'ward_login_failures_total',
+      help: 'Refused logins (and password or MFA checks), by reason: invalid_credentials, invalid_otp, throttled.',
+      labelNames: ['reason'],
       registers: [this.registry],
     });
   }

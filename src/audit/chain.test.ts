@@ -60,3 +60,25 @@ test('checkpoints: a forged signature or another key is refused; chains verify i
   assert.ok(!r.ok);
   assert.match(r.problems[0]!.reason, /does not match the signed checkpoint/);
 });
+
+test('several keys: each checkpoint is checked against the key it names; partial chains only when asked', () => {
+  const k1 = generateAuditKey();
+  const k2 = generateAuditKey();
+  const a = makeChain(6, 'org_a');
+  const cps = [signCheckpoint(k1, a[2]!, '2026-01-01T00:00:00.000Z'), signCheckpoint(k2, a[5]!, '2026-01-01T00:01:00.000Z')];
+  const both = verifyAudit(a, cps, [k1.publicKey, k2.publicKey]);
+  assert.ok(both.ok, JSON.stringify(both.problems));
+  assert.deepEqual(both.ranges, [{ chain: 'org_a', first_seq: 1, last_seq: 6, signed_seq: 6 }]);
+  const one = verifyAudit(a, cps, [k1.publicKey]);
+  assert.deepEqual(one.problems.map((p) => p.seq), [6]);
+  assert.match(one.problems[0]!.reason, /not among the trusted public keys/);
+
+  const tail = a.slice(3);
+  assert.equal(verifyAudit(tail, cps, [k1.publicKey, k2.publicKey]).ok, false, 'a chain must start at 1 unless partial');
+  const partial = verifyAudit(tail, cps, [k1.publicKey, k2.publicKey], { partial: true });
+  assert.ok(partial.ok, JSON.stringify(partial.problems));
+  assert.deepEqual(partial.ranges, [{ chain: 'org_a', first_seq: 4, last_seq: 6, signed_seq: 6 }]);
+  // Partial still catches an edit inside the part it has.
+  const edited = tail.map((x) => (x.seq === 5 ? { ...x, action: 'nothing' } : x));
+  assert.deepEqual(verifyAudit(edited, cps, [k1.publicKey, k2.publicKey], { partial: true }).problems.map((p) => p.seq), [5]);
+});

@@ -95,12 +95,37 @@ export function checkpointValid(c: Checkpoint, publicKey: KeyObject): boolean {
   }
 }
 
+/** publicKeyFromPem reads a PEM public key (SPKI), as audit_keys and export headers hold them. */
+export function publicKeyFromPem(pem: string): KeyObject {
+  return createPublicKey(pem);
+}
+
+/** publicKeyPem writes a public key as PEM (SPKI). */
+export function publicKeyPem(key: KeyObject): string {
+  return key.export({ type: 'spki', format: 'pem' }).toString();
+}
+
 export interface VerifyProblem {
   chain: string;
   /** seq of the first entry (or checkpoint) found bad. */
   seq: number;
   id?: string;
+  /** line is the line of an export file the problem is on, when a file was verified. */
+  line?: number;
   reason: string;
+}
+
+/**
+ * ChainRange says what a verified chain covers: entries first_seq..last_seq, of which those up to
+ * signed_seq (0 for none) are covered by a valid signed checkpoint. Entries after signed_seq could have
+ * been cut off without a trace; the server checkpoints every minute and every 100 entries to keep that
+ * window small.
+ */
+export interface ChainRange {
+  chain: string;
+  first_seq: number;
+  last_seq: number;
+  signed_seq: number;
 }
 
 export interface VerifyResult {
@@ -109,15 +134,31 @@ export interface VerifyResult {
   entries: number;
   checkpoints: number;
   problems: VerifyProblem[];
+  /** ranges describes each chain, sorted by chain. */
+  ranges: ChainRange[];
+}
+
+export interface VerifyOptions {
+  /**
+   * partial accepts chains that start after seq 1 (an export made with `since`): a chain's first entry is
+   * taken as given, and checkpoints before it are skipped. Its range says where it starts.
+   */
+  partial?: boolean;
 }
 
 /**
  * verifyAudit checks entries (any order; grouped by chain, sorted by seq) and checkpoints. It reports,
  * per chain, the first entry that is out of place or altered and every checkpoint that is forged or does
- * not match the entries. It needs nothing but the data and the public key, so auditors can run it on an
- * export (scripts/audit-verify.ts).
+ * not match the entries. It needs nothing but the data and the public keys (one, or every key that has
+ * signed: each checkpoint names its key_id), so auditors can run it on an export (scripts/audit-verify.ts).
  */
-export function verifyAudit(entries: readonly AuditRecord[], checkpoints: readonly Checkpoint[], publicKey: KeyObject): VerifyResult {
+export function verifyAudit(
+  entries: readonly AuditRecord[],
+  checkpoints: readonly Checkpoint[],
+  publicKeys: KeyObject | readonly KeyObject[],
+  options: VerifyOptions = {},
+): VerifyResult {
+  const keys = new Map((Array.isArray(publicKeys) ? (publicKeys as readonly KeyObject[]) : [publicKeys as KeyObject]).map((k) => [keyIdOf(k), k] as const));
   const problems: VerifyProblem[] = [];
   const byChain = new Map<string, AuditRecord[]>();
   for (const e of entries) {
@@ -130,8 +171,10 @@ export function verifyAudit(entries: readonly AuditRecord[], checkpoints: readon
     list.sort((a, b) => a.seq - b.seq);
     const hashes = new Map<number, string>();
     heads.set(chain, hashes);
-    let prev = GENESIS_HASH;
-    let expectSeq = 1;
+    const first = list[0]!;
+    const partialStart = options.partial === true && first.seq > 1;
+    let prev = partialStart ? first.prev_hash : GENESIS_HASH;
+    let expectSeq = partialStart ? first.seq : 1;
     for (const e of list) {
       if (e.seq !== expectSeq) {
         problems.push({ chain, seq: expectSeq, reason: e.seq > expectSeq ? `entry ${expectSeq} is missing (next present is ${e.seq})` : `entry ${e.seq} appears twice` });
@@ -150,8 +193,18 @@ export function verifyAudit(entries: readonly AuditRecord[], checkpoints: readon
       expectSeq++;
     }
   }
+  const signed = new Map<string, number>();
   for (const c of checkpoints) {
-    if (!checkpointValid(c, publicKey)) {
+    if (options.partial) {
+      const first = byChain.get(c.chain)?.[0];
+      if (first && c.seq < first.seq) continue;
+    }
+    const key = keys.get(c.key_id);
+    if (!key) {
+      problems.push({ chain: c.chain, seq: c.seq, reason: `checkpoint at entry ${c.seq} is signed by key ${c.key_id}, which is not among the trusted public keys` });
+      continue;
+    }
+    if (!checkpointValid(c, key)) {
       problems.push({ chain: c.chain, seq: c.seq, reason: `checkpoint at entry ${c.seq} has an invalid signature` });
       continue;
     }
@@ -162,8 +215,18 @@ export function verifyAudit(entries: readonly AuditRecord[], checkpoints: readon
       if (!chainBroken) problems.push({ chain: c.chain, seq: c.seq, reason: `a signed checkpoint says entry ${c.seq} exists, but the log ends before it: newest entries were deleted` });
     } else if (h !== c.hash) {
       problems.push({ chain: c.chain, seq: c.seq, reason: `entry ${c.seq} does not match the signed checkpoint: the log was rewritten` });
+    } else {
+      signed.set(c.chain, Math.max(signed.get(c.chain) ?? 0, c.seq));
     }
   }
-  problems.sort((a, b) => a.chain.localeCompare(b.chain) || a.seq - b.seq);
-  return { ok: problems.length === 0, chains: byChain.size, entries: entries.length, checkpoints: checkpoints.length, problems };
+  problems.sort((a, b) => compareText(a.chain, b.chain) || a.seq - b.seq);
+  const ranges = [...byChain]
+    .map(([chain, list]) => ({ chain, first_seq: list[0]!.seq, last_seq: list.at(-1)!.seq, signed_seq: signed.get(chain) ?? 0 }))
+    .sort((a, b) => compareText(a.chain, b.chain));
+  return { ok: problems.length === 0, chains: byChain.size, entries: entries.length, checkpoints: checkpoints.length, problems, ranges };
+}
+
+// compareText orders by code unit, the same everywhere (localeCompare depends on the machine's locale).
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -56,10 +56,10 @@ describe('API client', () => {
     },
     {
       name: 'a code this CLI does not know, classified by status',
-      reply: { status: 403, body: { error: { code: 'mfa_required', message: 'MFA is required' } } },
+      reply: { status: 403, body: { error: { code: 'quota_exceeded', message: 'the org is over its quota' } } },
       env: { WARD_API_TOKEN: 't' },
       code: 'forbidden',
-      message: 'MFA is required',
+      message: 'the org is over its quota',
     },
     {
       name: 'an internal error, pointing at the request id',

@@ -45,6 +45,12 @@ export interface ApiClient {
   get<T>(path: string, options?: RequestOptions): Promise<T>;
   post<T>(path: string, body?: unknown, options?: RequestOptions): Promise<T>;
   delete<T>(path: string, options?: RequestOptions): Promise<T>;
+  /**
+   * download GETs a path whose answer is not JSON (an audit export) and hands the body to `write` chunk
+   * by chunk, so a large answer never sits in memory. Errors are mapped like request()'s; the timeout
+   * covers waiting for the answer to start, not the whole transfer.
+   */
+  download(path: string, write: (chunk: Uint8Array) => unknown): Promise<void>;
 }
 
 export interface ApiClientOptions {
@@ -157,9 +163,49 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     throw apiError(res, parsed, t, credential, options.auth !== false);
   }
 
+  async function download(path: string, write: (chunk: Uint8Array) => unknown): Promise<void> {
+    const t = await target();
+    const credential = t.credential;
+    const headers: Record<string, string> = { 'user-agent': `ward-cli/${VERSION} node/${process.version}` };
+    if (credential) headers.authorization = `Bearer ${credential.token}`;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new DOMException('timed out', 'TimeoutError')), timeoutMs);
+    let res: Response;
+    try {
+      res = await doFetch(t.apiUrl + path, { method: 'GET', headers, signal: abort.signal, redirect: 'error' });
+    } catch (e) {
+      throw unreachable(t.apiUrl, e, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+    }
+    if (!res.ok) throw apiError(res, parseJson(await res.text().catch(() => '')), t, credential, true);
+    if (!res.body) return;
+    const reader = res.body.getReader();
+    for (;;) {
+      let next: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        next = await reader.read();
+      } catch (e) {
+        // The server or the network broke off mid-answer: what arrived is incomplete and must not pass for whole.
+        throw new UserError('api_unreachable', `the answer from ${t.apiUrl} broke off before its end (${(e as Error)?.message ?? e})`, {
+          hint: 'try again; a partial download is not a complete export',
+          cause: e,
+        });
+      }
+      if (next.done) return;
+      try {
+        await write(next.value);
+      } catch (e) {
+        await reader.cancel().catch(() => {});
+        throw e;
+      }
+    }
+  }
+
   return {
     target,
     request,
+    download,
     get: (path, options) => request('GET', path, options),
     post: (path, body, options) => request('POST', path, { ...options, body: body ?? {} }),
     delete: (path, options) => request('DELETE', path, options),

@@ -10,7 +10,10 @@ export const ERROR_CODES = {
   invalid_name: { status: 400, summary: 'A name (app, org) is not DNS-safe or is reserved.' },
   unauthenticated: { status: 401, summary: 'No credential, or an expired, revoked or forged one.' },
   invalid_credentials: { status: 401, summary: 'The email or password is wrong.' },
+  otp_required: { status: 401, summary: 'The account uses MFA: logging in needs a one-time code.' },
+  invalid_otp: { status: 401, summary: 'The one-time code is wrong, expired or was used already.' },
   forbidden: { status: 403, summary: 'The credential is valid but lacks the permission for this action.' },
+  mfa_required: { status: 403, summary: 'An org policy requires MFA and the account has none yet; only enrolment is allowed.' },
   invite_required: { status: 403, summary: 'This server already has accounts; signing up needs an invite code.' },
   not_found: { status: 404, summary: 'The resource does not exist, or the caller may not see it.' },
   method_not_allowed: { status: 405, summary: 'The route exists but not with this HTTP method.' },
@@ -21,6 +24,15 @@ export const ERROR_CODES = {
   too_many_requests: { status: 429, summary: 'Too many requests; retry after the time given.' },
   internal: { status: 500, summary: 'A bug or an unexpected failure on the server; see its log by request id.' },
   unavailable: { status: 503, summary: 'A dependency (database, runtime) is not available right now.' },
+  // Images: references, registries, archives and the unpacker (src/agent/runtime/images).
+  invalid_image_ref: { status: 400, summary: 'An image reference cannot be parsed.' },
+  image_not_found: { status: 404, summary: 'The image (or its tag, digest or archive) does not exist.' },
+  image_invalid: { status: 400, summary: 'An image is malformed, fails its digests, breaks an unpack rule or a limit.' },
+  registry_auth: { status: 400, summary: 'The registry refused the credentials, or needs some and none were given.' },
+  registry_tls: { status: 400, summary: 'The registry is not verifiably HTTPS and is not allowed as insecure.' },
+  registry_unavailable: { status: 503, summary: 'The registry cannot be reached or failed.' },
+  // Instances: the runtime on a host (src/agent/runtime).
+  resources_exceed_host: { status: 400, summary: 'An instance asks for more memory or CPUs than its host has.' },
   // Errors that only the CLI or the server process raise locally (never sent by the API).
   usage: { status: 400, summary: 'A command was called with unknown or missing arguments or flags.' },
   not_logged_in: { status: 401, summary: 'The CLI has no session and no WARD_API_TOKEN.' },

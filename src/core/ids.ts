@@ -14,6 +14,7 @@ export const ID_PREFIXES = {
   instance: 'ins',
   release: 'rel',
   token: 'tok',
+  factor: 'fac',
   host: 'hst',
   volume: 'vol',
   audit: 'aud',

@@ -68,6 +68,76 @@ export interface App {
   updatedAt: Timestamp;
 }
 
+/**
+ * FactorType is the kind of a second authentication factor. Only TOTP exists today; WebAuthn (passkeys)
+ * fits the same record: its public key goes in publicData and its signature counter in counter.
+ */
+export type FactorType = 'totp' | 'webauthn';
+
+/** AuthFactor is a person's second factor. It counts only once confirmed: proven to work by a first code. */
+export interface AuthFactor {
+  id: string;
+  userId: string;
+  type: FactorType;
+  /** label is for people: "authenticator app", a security key's name. */
+  label: string;
+  /** secretSealed is the factor's secret sealed by src/secrets (TOTP: the shared key); null when it has none. */
+  secretSealed: string | null;
+  /** publicData is type-specific public data as JSON text (WebAuthn: credential id, public key); null for TOTP. */
+  publicData: string | null;
+  /** counter is the replay guard: TOTP's last accepted time step, WebAuthn's signature counter. */
+  counter: number | null;
+  createdAt: Timestamp;
+  confirmedAt: Timestamp | null;
+  lastUsedAt: Timestamp | null;
+}
+
+/** RecoveryCode is one of a person's single-use MFA recovery codes; only its SHA-256 is kept. */
+export interface RecoveryCode {
+  userId: string;
+  codeHash: string;
+  createdAt: Timestamp;
+  usedAt: Timestamp | null;
+}
+
+export const TOKEN_SCOPES = ['read', 'deploy', 'admin'] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+
+/** ApiToken is a bearer token (`ward_tok_…`) acting for its creator within one org, perhaps one app. */
+export interface ApiToken {
+  id: string;
+  name: string;
+  /** tokenHash is SHA-256 of the secret, hex; the secret is shown once and never stored. */
+  tokenHash: string;
+  orgId: string;
+  /** appId limits the token to one app; null for the whole org. */
+  appId: string | null;
+  scope: TokenScope;
+  createdBy: string;
+  createdAt: Timestamp;
+  expiresAt: Timestamp;
+  lastUsedAt: Timestamp | null;
+  revokedAt: Timestamp | null;
+}
+
+/** OrgPolicy is an org's security policy. An org without a row has the defaults: no MFA needed, default idle. */
+export interface OrgPolicy {
+  orgId: string;
+  requireMfa: boolean;
+  /** sessionIdleMs caps the idle timeout of members' sessions; null keeps the defaults. */
+  sessionIdleMs: number | null;
+  updatedAt: Timestamp;
+  updatedBy: string | null;
+}
+
+/** ThrottleEntry counts failed logins for one key (an account or a source address) in an hour's window. */
+export interface ThrottleEntry {
+  key: string;
+  failures: number;
+  windowStartedAt: Timestamp;
+  blockedUntil: Timestamp | null;
+}
+
 export function toTimestamp(d: Date | number): Timestamp {
   return (typeof d === 'number' ? new Date(d) : d).toISOString();
 }

@@ -2,6 +2,8 @@ import type { DestinationStream, Logger } from 'pino';
 import { systemClock, VERSION, type Clock } from '../core/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { buildApi } from '../api/index.ts';
+import { auditKeyPath, loadOrCreateAuditKey, type AuditService } from '../audit/index.ts';
+import { openLocalKeyProvider } from '../secrets/index.ts';
 import type { ServerConfig } from '../config/index.ts';
 import { newLogger } from './logger.ts';
 
@@ -18,6 +20,8 @@ export interface RunningServer {
   apiUrl: string;
   store: Store;
   logger: Logger;
+  /** audit is the control plane's AuditService (checkpoints, verification). */
+  audit: AuditService;
   close(): Promise<void>;
 }
 
@@ -30,12 +34,22 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
   let api;
   try {
-    api = await buildApi({ store, clock: options.clock ?? systemClock, logger, version: VERSION });
+    // The checkpoint-signing key lives in the data directory even when the database is PostgreSQL:
+    // each control plane has its own key, and audit_keys lists every one's public half.
+    const keyFile = auditKeyPath(config.dataDir);
+    const { key: auditKey, created } = await loadOrCreateAuditKey(keyFile);
+    if (created) logger.info({ file: keyFile, key_id: auditKey.keyId }, 'audit signing key created');
+    // The master key (key-encryption key) seals secrets at rest, such as TOTP secrets. Every control plane
+    // on one database needs the same file; it is created 0600 on first start.
+    const keys = await openLocalKeyProvider(config.masterKeyFile);
+    api = await buildApi({ store, clock: options.clock ?? systemClock, logger, version: VERSION, auditKey, keys });
     await api.listen({ host: config.apiListen.host, port: config.apiListen.port });
   } catch (e) {
+    await api?.close().catch(() => {});
     await store.close();
     throw e;
   }
+  api.audit.start();
   const addr = api.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.apiListen.port;
   const host = config.apiListen.host.includes(':') ? `[${config.apiListen.host}]` : config.apiListen.host;
@@ -50,9 +64,12 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     apiUrl,
     store,
     logger,
+    audit: api.audit,
     close() {
       closing ??= (async () => {
         await api.close();
+        // After the last request, before the store goes: sign the newest entries.
+        await api.audit.close().catch((e: unknown) => logger.error({ err: e }, 'final audit checkpoint failed'));
         await store.close();
         logger.info('ward server stopped');
         logger.flush();

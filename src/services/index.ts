@@ -1,2 +1,5 @@
 export * from './orgs.ts';
 export * from './apps.ts';
+export { authorizeAudited, contextOf } from './audited.ts';
+export type { AuditedTarget } from './audited.ts';
+export * from './audit.ts';

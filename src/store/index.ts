@@ -6,7 +6,7 @@ import { PostgresStore } from './postgres.ts';
 import { SqliteStore } from './sqlite.ts';
 import type { Store, StoreLogger } from './types.ts';
 
-export type { AppRepo, InviteRepo, MembershipRepo, OrgRepo, SessionRepo, Store, StoreLogger, UserRepo } from './types.ts';
+export type { ApiTokenRepo, AppRepo, AuditKeyRecord, AuditQuery, AuditRepo, FactorRepo, InviteRepo, MembershipRepo, OrgRepo, PolicyRepo, RecoveryCodeRepo, SessionRepo, Store, StoreLogger, ThrottleRepo, UserRepo } from './types.ts';
 export { StoreConflictError } from './types.ts';
 export { SqliteStore, SQLITE_FILE } from './sqlite.ts';
 export type { SqliteStoreOptions } from './sqlite.ts';

@@ -2,9 +2,11 @@ import { sql } from 'kysely';
 import type { Kysely, Selectable } from 'kysely';
 import type { App, Invite, Membership, Org, Role, Session, SessionKind, User } from '../core/index.ts';
 import { CONSTRAINTS } from './schema.ts';
-import type { AppsTable, DB, InvitesTable, MembershipsTable, OrgsTable, SessionsTable, UsersTable } from './schema.ts';
+import type { AppsTable, AuditCheckpointsTable, AuditEntriesTable, DB, InvitesTable, MembershipsTable, OrgsTable, SessionsTable, UsersTable } from './schema.ts';
 import { StoreConflictError } from './types.ts';
-import type { AppRepo, InviteRepo, MembershipRepo, OrgRepo, SessionRepo, Store, UserRepo } from './types.ts';
+import type { ApiTokenRepo, AppRepo, AuditKeyRecord, AuditQuery, AuditRepo, FactorRepo, InviteRepo, MembershipRepo, OrgRepo, PolicyRepo, RecoveryCodeRepo, SessionRepo, Store, ThrottleRepo, UserRepo } from './types.ts';
+import type { AuditRecord, Checkpoint } from '../audit/index.ts';
+import { ApiTokens, Factors, LoginThrottle, Policies, RecoveryCodes } from './identity-repos.ts';
 
 export type StoreKind = Store['kind'];
 
@@ -25,6 +27,12 @@ export class KyselyStore implements Store {
   readonly sessions: SessionRepo;
   readonly invites: InviteRepo;
   readonly apps: AppRepo;
+  readonly audit: AuditRepo;
+  readonly factors: FactorRepo;
+  readonly recoveryCodes: RecoveryCodeRepo;
+  readonly tokens: ApiTokenRepo;
+  readonly policies: PolicyRepo;
+  readonly throttle: ThrottleRepo;
   readonly #db: Kysely<DB>;
   readonly #tx: WriteGuard | undefined;
   #closed = false;
@@ -40,6 +48,12 @@ export class KyselyStore implements Store {
     this.sessions = new Sessions(ctx);
     this.invites = new Invites(ctx);
     this.apps = new Apps(ctx);
+    this.audit = new Audit(ctx);
+    this.factors = new Factors(ctx);
+    this.recoveryCodes = new RecoveryCodes(ctx);
+    this.tokens = new ApiTokens(ctx);
+    this.policies = new Policies(ctx);
+    this.throttle = new LoginThrottle(ctx);
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {
@@ -62,7 +76,7 @@ export class KyselyStore implements Store {
 }
 
 /** Ctx is what every repo needs: the connection (or transaction) and the dialect. */
-interface Ctx {
+export interface Ctx {
   db: Kysely<DB>;
   kind: StoreKind;
   tx: WriteGuard | undefined;
@@ -106,7 +120,7 @@ class WriteGuard {
 }
 
 /** guardedWrite runs an insert, mapping a uniqueness violation to StoreConflictError. */
-async function guardedWrite<T>(ctx: Ctx, write: () => Promise<T>): Promise<T> {
+export async function guardedWrite<T>(ctx: Ctx, write: () => Promise<T>): Promise<T> {
   try {
     return await (ctx.tx ? ctx.tx.run(write) : write());
   } catch (e) {
@@ -265,6 +279,11 @@ class Orgs implements OrgRepo {
       .execute();
     return rows.map((r) => ({ ...toOrg(r), role: r.role as Role }));
   }
+  async lock(id: string): Promise<void> {
+    if (this.#c.kind !== 'postgres' || !this.#c.tx) return;
+    await sql`select id from orgs where id = ${id} for update`.execute(this.#c.db);
+  }
+
 }
 
 class Memberships implements MembershipRepo {
@@ -312,6 +331,16 @@ class Memberships implements MembershipRepo {
   async remove(id: string): Promise<void> {
     await this.#c.db.deleteFrom('memberships').where('id', '=', id).execute();
   }
+  async countWithRole(orgId: string, role: Role): Promise<number> {
+    const r = await this.#c.db
+      .selectFrom('memberships')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('org_id', '=', orgId)
+      .where('role', '=', role)
+      .executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
 }
 
 class Sessions implements SessionRepo {
@@ -359,15 +388,12 @@ class Sessions implements SessionRepo {
     await this.#c.db.updateTable('sessions').set({ revoked_at: at }).where('id', '=', id).where('revoked_at', 'is', null).execute();
   }
 
-  async revokeAllForUser(userId: string, at: string): Promise<number> {
+  async revokeAllForUser(userId: string, at: string, exceptId?: string): Promise<number> {
     // Every not-yet-revoked session, expired or not: after "log out everywhere" no row of this user may
     // be unrevoked, whatever clock a later check uses.
-    const r = await this.#c.db
-      .updateTable('sessions')
-      .set({ revoked_at: at })
-      .where('user_id', '=', userId)
-      .where('revoked_at', 'is', null)
-      .executeTakeFirst();
+    let q = this.#c.db.updateTable('sessions').set({ revoked_at: at }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+    if (exceptId !== undefined) q = q.where('id', '!=', exceptId);
+    const r = await q.executeTakeFirst();
     return Number(r.numUpdatedRows);
   }
 
@@ -471,5 +497,144 @@ class Apps implements AppRepo {
 
   async delete(id: string): Promise<void> {
     await this.#c.db.deleteFrom('apps').where('id', '=', id).execute();
+  }
+}
+
+/**
+ * AUDIT_LOCK_SPACE is the first key of the two-key PostgreSQL advisory locks that serialize appends to one
+ * audit chain; the second is hashtext(chain). Two-key locks never collide with migrate()'s one-key lock. Two
+ * chains whose names hash alike merely share a lock.
+ */
+export const AUDIT_LOCK_SPACE = 0x61756474; // "audt"
+
+function toAuditRecord(r: Selectable<AuditEntriesTable>): AuditRecord {
+  return {
+    chain: r.chain,
+    seq: Number(r.seq),
+    id: r.id,
+    at: r.at,
+    org_id: r.org_id ?? null,
+    actor_type: r.actor_type as AuditRecord['actor_type'],
+    actor_id: r.actor_id ?? null,
+    actor_label: r.actor_label ?? null,
+    action: r.action,
+    target: r.target ?? null,
+    outcome: r.outcome as AuditRecord['outcome'],
+    source_ip: r.source_ip ?? null,
+    request_id: r.request_id ?? null,
+    details: JSON.parse(r.details) as Record<string, unknown>,
+    prev_hash: r.prev_hash,
+    hash: r.hash,
+  };
+}
+
+function toCheckpoint(r: Selectable<AuditCheckpointsTable>): Checkpoint {
+  return { chain: r.chain, seq: Number(r.seq), hash: r.hash, at: r.at, key_id: r.key_id, signature: r.signature };
+}
+
+class Audit implements AuditRepo {
+  readonly #c: Ctx;
+  constructor(c: Ctx) {
+    this.#c = c;
+  }
+
+  /**
+   * lockChain holds the chain until the transaction ends. Only PostgreSQL needs it: there many
+   * connections (and control planes) write at once, while a SQLite transaction (BEGIN IMMEDIATE on the
+   * one connection) already excludes every other writer. Outside a transaction a lock would end with the
+   * statement, so it is not taken.
+   */
+  async #lockChain(chain: string): Promise<void> {
+    if (this.#c.kind !== 'postgres' || !this.#c.tx) return;
+    await sql`select pg_advisory_xact_lock(${sql.lit(AUDIT_LOCK_SPACE)}, hashtext(${chain}))`.execute(this.#c.db);
+  }
+
+  async append(e: AuditRecord): Promise<void> {
+    await this.#lockChain(e.chain);
+    await guardedWrite(this.#c, () =>
+      this.#c.db
+        .insertInto('audit_entries')
+        .values({
+          chain: e.chain,
+          seq: e.seq,
+          id: e.id,
+          at: e.at,
+          org_id: e.org_id,
+          actor_type: e.actor_type,
+          actor_id: e.actor_id,
+          actor_label: e.actor_label,
+          action: e.action,
+          target: e.target,
+          outcome: e.outcome,
+          source_ip: e.source_ip,
+          request_id: e.request_id,
+          details: JSON.stringify(e.details),
+          prev_hash: e.prev_hash,
+          hash: e.hash,
+        })
+        .execute(),
+    );
+  }
+
+  async head(chain: string): Promise<AuditRecord | undefined> {
+    await this.#lockChain(chain);
+    const r = await this.#c.db.selectFrom('audit_entries').selectAll().where('chain', '=', chain).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return r && toAuditRecord(r);
+  }
+
+  async list(q: AuditQuery): Promise<AuditRecord[]> {
+    let query = this.#c.db.selectFrom('audit_entries').selectAll();
+    if (q.orgId !== undefined) query = query.where('org_id', '=', q.orgId);
+    if (q.chain !== undefined) query = query.where('chain', '=', q.chain);
+    if (q.since !== undefined) query = query.where('at', '>=', q.since);
+    if (q.afterSeq !== undefined) query = query.where('seq', '>', q.afterSeq);
+    query = q.orgId !== undefined || q.chain !== undefined ? query.orderBy(byName(this.#c, 'chain')).orderBy('seq') : query.orderBy('at').orderBy(byName(this.#c, 'chain')).orderBy('seq');
+    if (q.limit !== undefined) query = query.limit(q.limit);
+    return (await query.execute()).map(toAuditRecord);
+  }
+
+  async entries(chain: string): Promise<AuditRecord[]> {
+    const rows = await this.#c.db.selectFrom('audit_entries').selectAll().where('chain', '=', chain).orderBy('seq').execute();
+    return rows.map(toAuditRecord);
+  }
+
+  async chains(): Promise<string[]> {
+    const rows = await this.#c.db
+      .selectFrom('audit_entries')
+      .select('chain')
+      .union(this.#c.db.selectFrom('audit_checkpoints').select('chain'))
+      .execute();
+    return [...new Set(rows.map((r) => r.chain))].sort();
+  }
+
+  async addCheckpoint(c: Checkpoint): Promise<void> {
+    await guardedWrite(this.#c, () =>
+      this.#c.db
+        .insertInto('audit_checkpoints')
+        .values({ chain: c.chain, seq: c.seq, hash: c.hash, at: c.at, key_id: c.key_id, signature: c.signature })
+        .execute(),
+    );
+  }
+
+  async checkpoints(chain?: string): Promise<Checkpoint[]> {
+    let query = this.#c.db.selectFrom('audit_checkpoints').selectAll();
+    if (chain !== undefined) query = query.where('chain', '=', chain);
+    const rows = await query.orderBy(byName(this.#c, 'chain')).orderBy('seq').execute();
+    return rows.map(toCheckpoint);
+  }
+
+  async addKey(k: AuditKeyRecord): Promise<void> {
+    await guardedWrite(this.#c, () =>
+      this.#c.db
+        .insertInto('audit_keys')
+        .values({ key_id: k.keyId, public_key_pem: k.publicKeyPem, created_at: k.createdAt })
+        .onConflict((oc) => oc.column('key_id').doNothing())
+        .execute(),
+    );
+  }
+
+  async keys(): Promise<AuditKeyRecord[]> {
+    const rows = await this.#c.db.selectFrom('audit_keys').selectAll().orderBy('created_at').orderBy('key_id').execute();
+    return rows.map((r) => ({ keyId: r.key_id, publicKeyPem: r.public_key_pem, createdAt: r.created_at }));
   }
 }

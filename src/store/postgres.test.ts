@@ -9,6 +9,7 @@ import { MIGRATIONS } from './migrations.ts';
 import type { Migration } from './migrations.ts';
 import { PostgresStore } from './postgres.ts';
 import { aMembership, aUser, anOrg, runStoreContract } from './store.contract.ts';
+import { runIdentityContract } from './identity.contract.ts';
 
 const ADMIN_URL = process.env.WARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUN = `ward_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -48,6 +49,9 @@ async function query<T>(database: string, text: string, params: unknown[] = []):
   }
 }
 
+// Every table, emptied between contract tests.
+const TABLES = 'users, orgs, memberships, sessions, invites, apps, audit_entries, audit_checkpoints, audit_keys, auth_factors, recovery_codes, api_tokens, org_policies, login_throttle';
+
 let contractDb = '';
 before(async () => {
   contractDb = await createDatabase('contract');
@@ -61,7 +65,13 @@ after(async () => {
 runStoreContract('PostgresStore', async () => {
   const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
   // One database per run, emptied before each test: creating a database per test costs far more.
-  await query(contractDb, 'truncate users, orgs, memberships, sessions, invites, apps cascade');
+  await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
+runIdentityContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, `truncate ${TABLES} cascade`);
   return { store, cleanup: () => store.close() };
 });
 

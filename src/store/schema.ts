@@ -62,6 +62,98 @@ export interface AppsTable {
   updated_at: string;
 }
 
+/** AuditEntriesTable holds the hash-chained audit log; columns are AuditRecord (src/audit/chain.ts). */
+export interface AuditEntriesTable {
+  chain: string;
+  seq: number;
+  id: string;
+  at: string;
+  org_id: string | null;
+  actor_type: string;
+  actor_id: string | null;
+  actor_label: string | null;
+  action: string;
+  target: string | null;
+  outcome: string;
+  source_ip: string | null;
+  request_id: string | null;
+  /** details is the entry's details object as JSON text. */
+  details: string;
+  prev_hash: string;
+  hash: string;
+}
+
+/** AuditCheckpointsTable holds signed chain heads; see Checkpoint in src/audit/chain.ts. */
+export interface AuditCheckpointsTable {
+  chain: string;
+  seq: number;
+  hash: string;
+  at: string;
+  key_id: string;
+  signature: string;
+}
+
+/** AuditKeysTable lists every public key that has signed checkpoints (one per control-plane replica). */
+export interface AuditKeysTable {
+  key_id: string;
+  public_key_pem: string;
+  created_at: string;
+}
+
+/** AuthFactorsTable holds second factors (AuthFactor in src/core/types.ts); migration 3. */
+export interface AuthFactorsTable {
+  id: string;
+  user_id: string;
+  type: string;
+  label: string;
+  secret_sealed: string | null;
+  public_data: string | null;
+  counter: number | null;
+  created_at: string;
+  confirmed_at: string | null;
+  last_used_at: string | null;
+}
+
+/** RecoveryCodesTable holds the SHA-256 of each MFA recovery code; migration 3. */
+export interface RecoveryCodesTable {
+  user_id: string;
+  code_hash: string;
+  created_at: string;
+  used_at: string | null;
+}
+
+/** ApiTokensTable holds API tokens by the hash of their secret; migration 3. */
+export interface ApiTokensTable {
+  id: string;
+  name: string;
+  token_hash: string;
+  org_id: string;
+  app_id: string | null;
+  scope: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+/** OrgPoliciesTable holds each org's security policy; `require_mfa` is 0 or 1. Migration 3. */
+export interface OrgPoliciesTable {
+  org_id: string;
+  require_mfa: number;
+  session_idle_ms: number | null;
+  updated_at: string;
+  updated_by: string | null;
+}
+
+/** LoginThrottleTable counts failed logins per key (account or source address); migration 3. */
+export interface LoginThrottleTable {
+  key: string;
+  failures: number;
+  window_started_at: string;
+  blocked_until: string | null;
+}
+
 /** WardMigrationsTable records each applied migration; see migrate.ts. */
 export interface WardMigrationsTable {
   version: number;
@@ -77,6 +169,14 @@ export interface DB {
   sessions: SessionsTable;
   invites: InvitesTable;
   apps: AppsTable;
+  audit_entries: AuditEntriesTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  audit_keys: AuditKeysTable;
+  auth_factors: AuthFactorsTable;
+  recovery_codes: RecoveryCodesTable;
+  api_tokens: ApiTokensTable;
+  org_policies: OrgPoliciesTable;
+  login_throttle: LoginThrottleTable;
   ward_migrations: WardMigrationsTable;
 }
 
@@ -99,6 +199,17 @@ export const CONSTRAINTS = [
   { rule: 'sessions.id', pg: 'sessions_pkey', sqlite: 'sessions.id' },
   { rule: 'invites.id', pg: 'invites_pkey', sqlite: 'invites.id' },
   { rule: 'apps.id', pg: 'apps_pkey', sqlite: 'apps.id' },
+  { rule: 'audit_entries.chain_seq', pg: 'audit_entries_pkey', sqlite: 'audit_entries.chain, audit_entries.seq' },
+  { rule: 'audit_checkpoints.chain_seq', pg: 'audit_checkpoints_pkey', sqlite: 'audit_checkpoints.chain, audit_checkpoints.seq' },
+  { rule: 'audit_keys.key_id', pg: 'audit_keys_pkey', sqlite: 'audit_keys.key_id' },
+  { rule: 'auth_factors.id', pg: 'auth_factors_pkey', sqlite: 'auth_factors.id' },
+  // A partial unique index (type = 'totp'); SQLite names only the indexed column.
+  { rule: 'auth_factors.user_totp', pg: 'auth_factors_user_totp_key', sqlite: 'auth_factors.user_id' },
+  { rule: 'recovery_codes.user_code', pg: 'recovery_codes_pkey', sqlite: 'recovery_codes.user_id, recovery_codes.code_hash' },
+  { rule: 'api_tokens.id', pg: 'api_tokens_pkey', sqlite: 'api_tokens.id' },
+  { rule: 'api_tokens.token_hash', pg: 'api_tokens_token_hash_key', sqlite: 'api_tokens.token_hash' },
+  { rule: 'org_policies.org_id', pg: 'org_policies_pkey', sqlite: 'org_policies.org_id' },
+  { rule: 'login_throttle.key', pg: 'login_throttle_pkey', sqlite: 'login_throttle.key' },
 ] as const;
 
 /** constraintName returns the PostgreSQL name of a uniqueness rule, for the DDL in migrations.ts. */

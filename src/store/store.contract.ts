@@ -4,6 +4,7 @@ import { newId } from '../core/index.ts';
 import type { App, Invite, Membership, Org, Role, Session, User } from '../core/index.ts';
 import { StoreConflictError } from './types.ts';
 import type { Store } from './types.ts';
+import { sealEntry, verifyAudit, type AuditRecord, type Checkpoint } from '../audit/index.ts';
 
 /** StoreFactory makes a fresh, empty, migrated store, and a cleanup that closes and removes it. */
 export type StoreFactory = () => Promise<{ store: Store; cleanup: () => Promise<void> }>;
@@ -402,6 +403,136 @@ export function runStoreContract(name: string, makeStore: StoreFactory): void {
         assert.deepEqual(await store.apps.listForOrg(o3.id), [hidden]);
         assert.deepEqual(await store.apps.listForUser(user.id), [ac, ab, b]);
         assert.deepEqual(await store.apps.listForUser(newId('user')), []);
+      });
+    });
+
+    describe('audit', () => {
+      /** entry makes the next sealed entry of a chain after prev. */
+      function entry(chain: string, prev: AuditRecord | undefined, over: Partial<AuditRecord> = {}): AuditRecord {
+        const n = (prev?.seq ?? 0) + 1;
+        return sealEntry(
+          {
+            chain,
+            id: newId('audit'),
+            at: new Date(Date.parse(T0) + n * 1000).toISOString(),
+            org_id: chain === '_server' ? null : chain,
+            actor_type: 'user',
+            actor_id: newId('user'),
+            actor_label: 'ann@example.com',
+            action: 'app.create',
+            target: `app:${newId('app')}`,
+            outcome: 'success',
+            source_ip: '192.0.2.7',
+            request_id: `req_${n}`,
+            details: { name: `app-${n}`, nested: { list: [1, 'two', null, true] } },
+            ...over,
+          },
+          prev,
+        );
+      }
+      function chainOf(chain: string, n: number): AuditRecord[] {
+        const out: AuditRecord[] = [];
+        for (let i = 0; i < n; i++) out.push(entry(chain, out.at(-1)));
+        return out;
+      }
+
+      test('append, head and entries round-trip every field', async () => {
+        const chain = newId('org');
+        assert.equal(await store.audit.head(chain), undefined);
+        assert.deepEqual(await store.audit.entries(chain), []);
+        const [a, b] = chainOf(chain, 2);
+        const c = entry(chain, b, { actor_type: 'anonymous', actor_id: null, actor_label: null, target: null, source_ip: null, request_id: null, outcome: 'denied', details: {} });
+        for (const e of [a!, b!, c]) await store.audit.append(e);
+        assert.deepEqual(await store.audit.head(chain), c);
+        assert.deepEqual(await store.audit.entries(chain), [a, b, c]);
+        assert.equal(typeof (await store.audit.head(chain))!.seq, 'number');
+        assert.ok(verifyAudit(await store.audit.entries(chain), [], []).ok, 'what comes back hashes as it went in');
+      });
+
+      test('a second entry at the same (chain, seq) is a fork: a conflict, and the first stays', async () => {
+        const chain = newId('org');
+        const [a] = chainOf(chain, 1);
+        await store.audit.append(a!);
+        const fork = entry(chain, undefined, { action: 'forged' });
+        await rejectsConflict(store.audit.append(fork), 'audit_entries.chain_seq');
+        assert.deepEqual(await store.audit.entries(chain), [a]);
+        // The same seq in another chain is no conflict.
+        await store.audit.append(entry(newId('org'), undefined));
+      });
+
+      test('list filters by org, chain, since, afterSeq and limit', async () => {
+        const o1 = newId('org');
+        const o2 = newId('org');
+        const c1 = chainOf(o1, 5);
+        const c2 = chainOf(o2, 3);
+        const srv = chainOf('_server', 2);
+        for (const e of [...c1, ...c2, ...srv]) await store.audit.append(e);
+        assert.deepEqual(await store.audit.list({ orgId: o1 }), c1);
+        assert.deepEqual(await store.audit.list({ chain: '_server' }), srv);
+        assert.deepEqual(await store.audit.list({ orgId: o1, since: c1[2]!.at }), c1.slice(2));
+        assert.deepEqual(await store.audit.list({ orgId: o1, afterSeq: 3 }), c1.slice(3));
+        assert.deepEqual(await store.audit.list({ orgId: o1, limit: 2 }), c1.slice(0, 2));
+        assert.deepEqual(await store.audit.list({ orgId: o1, afterSeq: 2, limit: 2 }), c1.slice(2, 4));
+        const all = await store.audit.list({});
+        assert.equal(all.length, 10);
+        for (let i = 1; i < all.length; i++) assert.ok(all[i - 1]!.at <= all[i]!.at, 'all chains: by time');
+        assert.deepEqual(await store.audit.list({ orgId: newId('org') }), []);
+        assert.deepEqual(await store.audit.chains(), [o1, o2, '_server'].sort());
+      });
+
+      test('checkpoints: add, list by chain, and a duplicate is a conflict', async () => {
+        const o1 = newId('org');
+        const o2 = newId('org');
+        const cp = (chain: string, seq: number): Checkpoint => ({ chain, seq, hash: 'ab'.repeat(32), at: T1, key_id: '0123456789abcdef', signature: 'c2ln' });
+        await store.audit.addCheckpoint(cp(o1, 100));
+        await store.audit.addCheckpoint(cp(o1, 7));
+        await store.audit.addCheckpoint(cp(o2, 3));
+        await rejectsConflict(store.audit.addCheckpoint({ ...cp(o1, 7), signature: 'other' }), 'audit_checkpoints.chain_seq');
+        assert.deepEqual(await store.audit.checkpoints(o1), [cp(o1, 7), cp(o1, 100)]);
+        assert.equal((await store.audit.checkpoints()).length, 3);
+        assert.deepEqual(await store.audit.checkpoints(newId('org')), []);
+        assert.ok((await store.audit.chains()).includes(o2), 'a chain with only checkpoints is still listed');
+      });
+
+      test('keys: addKey is idempotent per key_id; keys lists them oldest first', async () => {
+        assert.deepEqual(await store.audit.keys(), []);
+        const k1 = { keyId: '1111111111111111', publicKeyPem: '-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----\n', createdAt: T1 };
+        const k2 = { keyId: '2222222222222222', publicKeyPem: '-----BEGIN PUBLIC KEY-----\nBBB\n-----END PUBLIC KEY-----\n', createdAt: T0 };
+        await store.audit.addKey(k1);
+        await store.audit.addKey(k2);
+        await store.audit.addKey({ ...k1, createdAt: T3 });
+        assert.deepEqual(await store.audit.keys(), [k2, k1]);
+        await store.transaction(async (tx) => tx.audit.addKey(k1));
+      });
+
+      test('an entry appended in a transaction that rolls back is not written', async () => {
+        const chain = newId('org');
+        await assert.rejects(
+          store.transaction(async (tx) => {
+            await tx.audit.append(entry(chain, await tx.audit.head(chain)));
+            throw new Error('the change failed');
+          }),
+          /the change failed/,
+        );
+        assert.deepEqual(await store.audit.entries(chain), []);
+      });
+
+      test('20 concurrent appends to one chain take seq 1..20 and form a valid chain', async () => {
+        const chain = newId('org');
+        await Promise.all(
+          Array.from({ length: 20 }, () =>
+            store.transaction(async (tx) => {
+              const head = await tx.audit.head(chain);
+              // Yield between reading the head and appending, as a real service does, to invite a race.
+              await new Promise((r) => setTimeout(r, 1));
+              await tx.audit.append(entry(chain, head));
+            }),
+          ),
+        );
+        const got = await store.audit.entries(chain);
+        assert.deepEqual(got.map((e) => e.seq), Array.from({ length: 20 }, (_, i) => i + 1));
+        const r = verifyAudit(got, [], []);
+        assert.ok(r.ok, JSON.stringify(r.problems));
       });
     });
 

@@ -1,4 +1,5 @@
-import type { App, Invite, Membership, Org, Role, Session, User } from '../core/index.ts';
+import type { ApiToken, App, AuthFactor, Invite, Membership, Org, OrgPolicy, Role, Session, ThrottleEntry, User } from '../core/index.ts';
+import type { AuditRecord, Checkpoint } from '../audit/index.ts';
 
 /**
  * Store is Ward's state: typed access per resource plus transaction(fn). Two implementations share one
@@ -8,7 +9,8 @@ import type { App, Invite, Membership, Org, Role, Session, User } from '../core/
  * - Methods are safe for concurrent use from one process; on PostgreSQL, from many processes.
  * - `get*`/`find*` return undefined when nothing matches; they never throw for "not found".
  * - A write that would break a uniqueness rule (user email, org name, app name, membership of a user
- *   in an org, token hash) throws StoreConflictError naming the rule; nothing is written.
+ *   in an org, session and API token hashes, one TOTP factor per user) throws StoreConflictError
+ *   naming the rule; nothing is written.
  * - transaction(fn) runs fn with a Store bound to one transaction: all of fn's writes commit together
  *   when fn resolves, none when it throws (the error is rethrown). Nested transaction() calls on the
  *   transactional store join the outer transaction.
@@ -22,6 +24,12 @@ export interface Store {
   readonly sessions: SessionRepo;
   readonly invites: InviteRepo;
   readonly apps: AppRepo;
+  readonly factors: FactorRepo;
+  readonly recoveryCodes: RecoveryCodeRepo;
+  readonly tokens: ApiTokenRepo;
+  readonly policies: PolicyRepo;
+  readonly throttle: ThrottleRepo;
+  readonly audit: AuditRepo;
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** ping checks the database answers; it throws when it does not. */
   ping(): Promise<void>;
@@ -42,6 +50,12 @@ export interface OrgRepo {
   findByName(name: string): Promise<Org | undefined>;
   /** listForUser returns the orgs the user is a member of, with the user's role, oldest first. */
   listForUser(userId: string): Promise<Array<Org & { role: Role }>>;
+  /**
+   * lock holds the org row until the transaction ends, so checks across its memberships (is this the
+   * last owner?) cannot race another transaction's change. A no-op outside a transaction and on SQLite,
+   * whose transactions already exclude each other.
+   */
+  lock(id: string): Promise<void>;
 }
 
 export interface MembershipRepo {
@@ -50,6 +64,8 @@ export interface MembershipRepo {
   listForOrg(orgId: string): Promise<Array<Membership & { email: string }>>;
   setRole(id: string, role: Role): Promise<void>;
   remove(id: string): Promise<void>;
+  /** countWithRole counts the members of an org that have role. */
+  countWithRole(orgId: string, role: Role): Promise<number>;
 }
 
 export interface SessionRepo {
@@ -57,8 +73,11 @@ export interface SessionRepo {
   findByTokenHash(tokenHash: string): Promise<Session | undefined>;
   touch(id: string, lastUsedAt: string): Promise<void>;
   revoke(id: string, at: string): Promise<void>;
-  /** revokeAllForUser revokes every live session of a user (logout everywhere, password change). */
-  revokeAllForUser(userId: string, at: string): Promise<number>;
+  /**
+   * revokeAllForUser revokes every live session of a user (logout everywhere, password change), except
+   * the session exceptId when given; returns how many it revoked.
+   */
+  revokeAllForUser(userId: string, at: string, exceptId?: string): Promise<number>;
   /** deleteExpired removes sessions that ended before `before`; returns how many. */
   deleteExpired(before: string): Promise<number>;
 }
@@ -78,6 +97,134 @@ export interface AppRepo {
   /** listForUser lists apps in every org the user belongs to. */
   listForUser(userId: string): Promise<App[]>;
   delete(id: string): Promise<void>;
+}
+
+/** AuditQuery selects audit entries; every field narrows. */
+export interface AuditQuery {
+  /** orgId selects the entries about one org (which are exactly that org's chain). */
+  orgId?: string;
+  chain?: string;
+  /** since keeps entries at or after this timestamp. */
+  since?: string;
+  /** afterSeq keeps entries with seq greater than this: the cursor for paging through one chain. */
+  afterSeq?: number;
+  /** limit caps the number of entries returned (the first ones in the order below). */
+  limit?: number;
+}
+
+/** AuditKeyRecord is a public key that signs audit checkpoints. */
+export interface AuditKeyRecord {
+  keyId: string;
+  publicKeyPem: string;
+  createdAt: string;
+}
+
+/**
+ * AuditRepo stores the hash-chained audit log (src/audit): entries, signed checkpoints and the public
+ * keys that signed them. It stores what it is given and checks nothing about hashes; src/audit seals and
+ * verifies. Appends to one chain are serialized: the caller reads `head` and appends the next entry in
+ * one transaction, and `head` inside a transaction holds the chain until that transaction ends (on
+ * PostgreSQL a transaction-scoped advisory lock on the chain; SQLite transactions already exclude each
+ * other), so two writers never both take seq n+1.
+ */
+export interface AuditRepo {
+  /**
+   * append writes one sealed entry. A second entry with the same (chain, seq) — a fork of the chain —
+   * throws StoreConflictError `audit_entries.chain_seq`.
+   */
+  append(record: AuditRecord): Promise<void>;
+  /** head returns the chain's newest entry (highest seq); inside a transaction it also locks the chain. */
+  head(chain: string): Promise<AuditRecord | undefined>;
+  /**
+   * list returns entries matching q: in seq order when q names one chain or org (seq is the true order;
+   * replicas' clocks may disagree), else by time, chain and seq.
+   */
+  list(q: AuditQuery): Promise<AuditRecord[]>;
+  /** entries returns every entry of a chain in seq order. */
+  entries(chain: string): Promise<AuditRecord[]>;
+  /** chains names every chain that has entries or checkpoints, sorted. */
+  chains(): Promise<string[]>;
+  /** addCheckpoint stores a signed checkpoint; a second one at the same (chain, seq) is a conflict. */
+  addCheckpoint(c: Checkpoint): Promise<void>;
+  /** checkpoints returns the checkpoints of one chain, or of all, ordered by chain and seq. */
+  checkpoints(chain?: string): Promise<Checkpoint[]>;
+  /** addKey records a public key; adding a key_id that is already there changes nothing. */
+  addKey(k: AuditKeyRecord): Promise<void>;
+  /** keys returns every recorded public key, oldest first. */
+  keys(): Promise<AuditKeyRecord[]>;
+}
+
+/** FactorRepo stores second factors (src/core AuthFactor). At most one TOTP factor per user: rule `auth_factors.user_totp`. */
+export interface FactorRepo {
+  create(f: AuthFactor): Promise<void>;
+  get(id: string): Promise<AuthFactor | undefined>;
+  /** listForUser returns the user's factors, pending and confirmed, oldest first. */
+  listForUser(userId: string): Promise<AuthFactor[]>;
+  /** confirm marks a pending factor confirmed; returns false if it was not pending (or does not exist). */
+  confirm(id: string, at: string): Promise<boolean>;
+  /**
+   * advanceCounter sets the factor's counter to value and lastUsedAt to at, only if value is greater than
+   * the stored counter (or there is none yet); returns whether it did. One conditional UPDATE, so of two
+   * requests racing with the same code exactly one wins: the replay guard.
+   */
+  advanceCounter(id: string, value: number, at: string): Promise<boolean>;
+  delete(id: string): Promise<void>;
+}
+
+/** RecoveryCodeRepo stores the hashes of one-time MFA recovery codes. */
+export interface RecoveryCodeRepo {
+  /** replaceForUser removes the user's codes, used or not, and stores these hashes as unused. */
+  replaceForUser(userId: string, codeHashes: readonly string[], at: string): Promise<void>;
+  /** use marks the user's unused code with this hash used; returns false when there is none (one conditional UPDATE). */
+  use(userId: string, codeHash: string, at: string): Promise<boolean>;
+  countUnused(userId: string): Promise<number>;
+  deleteForUser(userId: string): Promise<void>;
+}
+
+/** ApiTokenRepo stores API tokens by the hash of their secret; rule `api_tokens.token_hash`. */
+export interface ApiTokenRepo {
+  create(t: ApiToken): Promise<void>;
+  get(id: string): Promise<ApiToken | undefined>;
+  findByTokenHash(tokenHash: string): Promise<ApiToken | undefined>;
+  /** listForUser returns the tokens a user created, newest first, revoked and expired ones included. */
+  listForUser(userId: string): Promise<ApiToken[]>;
+  /** revoke sets revokedAt if the token is not revoked yet; returns whether it did. */
+  revoke(id: string, at: string): Promise<boolean>;
+  /** markFirstUse sets lastUsedAt only if the token was never used; returns whether it did (exactly once per token). */
+  markFirstUse(id: string, at: string): Promise<boolean>;
+  /** touch moves lastUsedAt forward to at, never back. */
+  touch(id: string, at: string): Promise<void>;
+}
+
+/** PolicyRepo stores org security policies, one row per org at most. */
+export interface PolicyRepo {
+  get(orgId: string): Promise<OrgPolicy | undefined>;
+  /** put creates or replaces the org's policy. */
+  put(p: OrgPolicy): Promise<void>;
+  /** forUser returns the policies of the orgs the user belongs to, with each org's name; orgs without a policy are left out. */
+  forUser(userId: string): Promise<Array<OrgPolicy & { orgName: string }>>;
+}
+
+/**
+ * ThrottleRepo counts failed logins per key in fixed windows, shared by every control plane on the
+ * database. src/auth/throttle.ts decides what the counts mean.
+ */
+export interface ThrottleRepo {
+  /** get returns the entries for these keys that exist. */
+  get(keys: readonly string[]): Promise<ThrottleEntry[]>;
+  /**
+   * recordFailure adds one failure to key atomically and returns the entry after the change. A window
+   * that started at or before windowStart is over: it restarts at `at` with one failure.
+   */
+  recordFailure(key: string, at: string, windowStart: string): Promise<ThrottleEntry>;
+  /** blockUntil raises the key's blockedUntil to until; it never lowers it. */
+  blockUntil(key: string, until: string): Promise<void>;
+  /** refund takes one failure back, never going below zero: an attempt counted in advance that did not fail. */
+  refund(key: string): Promise<void>;
+  /** clear forgets a key (a successful login clears its account's count). */
+  clear(key: string): Promise<void>;
+  /** deleteStale removes entries whose window started before `before` and that are not blocked after it. */
+  deleteStale(before: string): Promise<number>;
 }
 
 /** StoreConflictError is thrown when a write breaks a uniqueness rule; `constraint` names the rule. */

@@ -46,7 +46,7 @@ after(async () => {
 
 test('the control plane serves health, the API document, metrics and accounts on PostgreSQL', async () => {
   const base = server!.apiUrl;
-  const health = await (await fetch(`${base}/v1/health`)).json();
+  const health = (await (await fetch(`${base}/v1/health`)).json()) as { status: string; store: string };
   assert.deepEqual({ status: health.status, store: health.store }, { status: 'ok', store: 'postgres' });
   assert.equal((await fetch(`${base}/v1/openapi.json`)).status, 200);
   assert.match(await (await fetch(`${base}/metrics`)).text(), /ward_http_requests_total/);
@@ -57,13 +57,13 @@ test('the control plane serves health, the API document, metrics and accounts on
     body: JSON.stringify({ email: 'pg@example.com', password: 'correct horse battery', org: 'pg-org' }),
   });
   assert.equal(signup.status, 201);
-  const token = (await signup.json()).session.token as string;
+  const token = ((await signup.json()) as { session: { token: string } }).session.token;
   const created = await fetch(`${base}/v1/apps`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ name: 'pg-app' }),
   });
   assert.equal(created.status, 201, await created.clone().text());
-  const list = await (await fetch(`${base}/v1/apps`, { headers: { authorization: `Bearer ${token}` } })).json();
-  assert.deepEqual(list.apps.map((a: { name: string }) => a.name), ['pg-app']);
+  const list = (await (await fetch(`${base}/v1/apps`, { headers: { authorization: `Bearer ${token}` } })).json()) as { apps: Array<{ name: string }> };
+  assert.deepEqual(list.apps.map((a) => a.name), ['pg-app']);
 });

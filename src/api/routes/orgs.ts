@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app.ts';
-import { principalOf } from '../auth.ts';
+import { ctxOf, principalOf } from '../auth.ts';
 import { errorResponses } from '../schemas.ts';
 import { orgView, orgWithRoleView } from '../views.ts';
 
@@ -9,6 +9,7 @@ const orgParam = { type: 'object', required: ['org'], properties: { org: { type:
 /** orgRoutes: list, create, show, invite. */
 export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
   app.get('/v1/orgs', {
+    config: { auth: 'account:read' },
     schema: {
       summary: 'The orgs the caller belongs to, with its role in each',
       tags: ['orgs'],
@@ -17,6 +18,7 @@ export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
   }, async (req) => ({ orgs: (await s.orgs.listForUser(principalOf(req))).map(orgWithRoleView) }));
 
   app.post<{ Body: { name: string } }>('/v1/orgs', {
+    config: { auth: 'account:manage' },
     schema: {
       summary: 'Create an org; the caller becomes its owner',
       tags: ['orgs'],
@@ -24,11 +26,12 @@ export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
       response: { 201: { type: 'object', required: ['org'], properties: { org: { $ref: 'Org#' } } }, ...errorResponses(400, 401, 409) },
     },
   }, async (req, reply) => {
-    const org = await s.orgs.create(principalOf(req), req.body.name);
+    const org = await s.orgs.create(principalOf(req), req.body.name, ctxOf(req));
     return reply.status(201).send({ org: orgView(org) });
   });
 
   app.get<{ Params: { org: string } }>('/v1/orgs/:org', {
+    config: { auth: 'org:read' },
     schema: {
       summary: 'An org, the caller\'s role in it, and its members',
       tags: ['orgs'],
@@ -43,7 +46,7 @@ export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
       },
     },
   }, async (req) => {
-    const { org, role } = await s.orgs.resolve(principalOf(req), req.params.org, 'org:read');
+    const { org, role } = await s.orgs.resolve(principalOf(req), req.params.org, 'org:read', ctxOf(req));
     const members = await s.orgs.members(org.id);
     return {
       org: orgView(org),
@@ -53,6 +56,7 @@ export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
   });
 
   app.post<{ Params: { org: string }; Body: { role: string; expires_in?: string } }>('/v1/orgs/:org/invites', {
+    config: { auth: 'org:manage' },
     schema: {
       summary: 'Make a one-time invite code for the org',
       tags: ['orgs'],
@@ -67,8 +71,9 @@ export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {
     },
   }, async (req, reply) => {
     const p = principalOf(req);
-    const { org } = await s.orgs.resolve(p, req.params.org, 'org:manage');
-    const invite = await s.accounts.createInvite(org.id, p.userId, req.body.role, req.body.expires_in);
+    // Only owners may bring in another owner, by invite as by `members add`.
+    const { org } = await s.orgs.resolve(p, req.params.org, req.body.role === 'owner' ? 'org:owners' : 'org:manage', ctxOf(req));
+    const invite = await s.accounts.createInvite(org.id, p.userId, req.body.role, req.body.expires_in, ctxOf(req));
     req.log.info({ org_id: org.id, invite_id: invite.id, role: invite.role }, 'invite created');
     return reply.status(201).send({ invite: { id: invite.id, code: invite.code, role: invite.role, expires_at: invite.expiresAt } });
   });

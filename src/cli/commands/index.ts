@@ -1,12 +1,14 @@
 import type { CommandTree } from '../help.ts';
 import apps from './apps/index.ts';
+import audit from './audit/index.ts';
 import auth from './auth/index.ts';
 import orgs from './orgs/index.ts';
 import server from './server.ts';
+import tokens from './tokens/index.ts';
 import version from './version.ts';
 
 /**
  * commandTree is every command the CLI knows: nouns with their verbs, and top-level commands. A new verb
  * is a file in `commands/<noun>/` added to that noun's index.ts; a new noun is a folder added here.
  */
-export const commandTree: CommandTree = [auth, orgs, apps, server, version];
+export const commandTree: CommandTree = [auth, orgs, apps, tokens, audit, server, version];

@@ -2,10 +2,12 @@ import type { Group } from '../../command.ts';
 import create from './create.ts';
 import invite from './invite.ts';
 import list from './list.ts';
+import members from './members.ts';
+import policy from './policy.ts';
 import show from './show.ts';
 
 export default {
   name: 'orgs',
-  summary: 'Create and inspect orgs, and invite people into them',
-  commands: [create, list, show, invite],
+  summary: 'Create and inspect orgs, invite people, manage members and the security policy',
+  commands: [create, list, show, invite, members, policy],
 } satisfies Group;

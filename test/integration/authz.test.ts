@@ -1,0 +1,241 @@
+// The route authorization table: every route the API registers (collected with an onRoute hook, so
+// routes added later are covered without editing this file) must declare what it needs, and each
+// authenticated route gets Nomad's four cases: no credential → 401; a credential without the capability
+// → 403; the least role that has it → 2xx; an owner → 2xx. On top, a member of an org that requires MFA
+// but has none gets 403 mfa_required everywhere except enrolment.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse, RouteOptions } from 'fastify';
+import { buildApi } from '../../src/api/index.ts';
+import { openStore, type Store } from '../../src/store/index.ts';
+import { ManualClock, ROLES, type Role } from '../../src/core/index.ts';
+import { ACTIONS, can, ORG_ACTIONS, SCOPE_ACTIONS, totpCode, type Action } from '../../src/auth/index.ts';
+import { newLogger } from '../../src/server/index.ts';
+
+const PASSWORD = 'correct horse battery staple';
+
+/** The routes that may be public. Anything else declaring auth 'none' fails the test. */
+const PUBLIC = new Set(['GET /v1/health', 'GET /metrics', 'GET /v1/openapi.json', 'POST /v1/auth/signup', 'POST /v1/auth/login']);
+
+interface Persona {
+  email: string;
+  token: string;
+  role: Role;
+}
+
+interface Call {
+  url: string;
+  payload?: object;
+  /** token replaces the persona's credential (logout needs a session of its own to end). */
+  token?: string;
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'DELETE' | 'PATCH';
+
+describe('route authorization table', () => {
+  let dir: string;
+  let store: Store;
+  let api: FastifyInstance;
+  const clock = new ManualClock(Date.UTC(2026, 10, 29, 8, 0, 0));
+  const routes: Array<{ method: Method; url: string; auth: unknown }> = [];
+  const personas = {} as Record<Role, Persona>;
+  let readToken: string;
+  let blocked: Persona; // a member of "strict", which requires MFA, without MFA
+  let appName: string;
+  let seq = 0;
+  const uniq = (p: string) => `${p}-${++seq}`;
+
+  const call = (method: Method, url: string, token?: string, payload?: object) =>
+    api.inject({ method, url, ...(payload === undefined ? {} : { payload }), headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const body = (r: LightMyRequestResponse) => r.json() as any;
+  const ok = (r: LightMyRequestResponse, what: string) => assert.ok(r.statusCode >= 200 && r.statusCode < 300, `${what}: ${r.statusCode} ${r.body}`);
+
+  async function login(email: string): Promise<string> {
+    const r = await call('POST', '/v1/auth/login', undefined, { email, password: PASSWORD });
+    ok(r, `login ${email}`);
+    return body(r).session.token;
+  }
+
+  /** fresh signs a new person up into acme with role and returns them. */
+  async function fresh(role: Role): Promise<Persona> {
+    const inv = await call('POST', '/v1/orgs/acme/invites', personas.owner.token, { role });
+    ok(inv, 'invite');
+    const email = `${uniq(role)}@example.com`;
+    const r = await call('POST', '/v1/auth/signup', undefined, { email, password: PASSWORD, invite: body(inv).invite.code });
+    ok(r, 'signup');
+    return { email, token: body(r).session.token, role };
+  }
+
+  async function newApp(): Promise<string> {
+    const name = uniq('app');
+    ok(await call('POST', '/v1/apps', personas.owner.token, { name, org: 'acme' }), 'create app');
+    return name;
+  }
+
+  /**
+   * FIXTURES make a request that succeeds for a caller allowed to make it. A route without a fixture is
+   * tried with its path parameters filled in and an empty body; when that is not enough, add one here.
+   */
+  const FIXTURES: Record<string, (who: Persona) => Promise<Call>> = {
+    'POST /v1/auth/logout': async (who) => ({ url: '/v1/auth/logout', token: await login(who.email) }),
+    'POST /v1/auth/password': async (who) => {
+      const f = await fresh(who.role);
+      return { url: '/v1/auth/password', token: f.token, payload: { current_password: PASSWORD, new_password: 'another correct horse' } };
+    },
+    'POST /v1/auth/mfa/enable': async () => ({ url: '/v1/auth/mfa/enable' }),
+    'POST /v1/auth/mfa/confirm': async (who) => {
+      const f = await fresh(who.role);
+      const e = await call('POST', '/v1/auth/mfa/enable', f.token);
+      ok(e, 'mfa enable');
+      return { url: '/v1/auth/mfa/confirm', token: f.token, payload: { code: totpCode(body(e).secret, clock.now().getTime()) } };
+    },
+    'POST /v1/auth/mfa/disable': async (who) => {
+      const f = await fresh(who.role);
+      const e = await call('POST', '/v1/auth/mfa/enable', f.token);
+      const c = await call('POST', '/v1/auth/mfa/confirm', f.token, { code: totpCode(body(e).secret, clock.now().getTime()) });
+      ok(c, 'mfa confirm');
+      return { url: '/v1/auth/mfa/disable', token: f.token, payload: { otp: body(c).recovery_codes[0] } };
+    },
+    'POST /v1/tokens': async () => ({ url: '/v1/tokens', payload: { name: 'ci', scope: 'read', org: 'acme' } }),
+    'DELETE /v1/tokens/:id': async (who) => {
+      const t = await call('POST', '/v1/tokens', who.token, { name: 'doomed', scope: 'read', org: 'acme' });
+      return { url: `/v1/tokens/${t.statusCode === 201 ? body(t).token.id : 'tok_00000000000000000000000000'}` };
+    },
+    'POST /v1/orgs': async () => ({ url: '/v1/orgs', payload: { name: uniq('org') } }),
+    'POST /v1/orgs/:org/invites': async () => ({ url: '/v1/orgs/acme/invites', payload: { role: 'viewer' } }),
+    'POST /v1/orgs/:org/members': async () => ({ url: '/v1/orgs/acme/members', payload: { email: personas.viewer.email, role: 'viewer' } }),
+    'DELETE /v1/orgs/:org/members/:member': async () => ({ url: `/v1/orgs/acme/members/${encodeURIComponent((await fresh('viewer')).email)}` }),
+    'PUT /v1/orgs/:org/policy': async () => ({ url: '/v1/orgs/acme/policy', payload: { session_idle: '7d' } }),
+    'POST /v1/apps': async () => ({ url: '/v1/apps', payload: { name: uniq('app'), org: 'acme' } }),
+    'DELETE /v1/apps/:app': async () => ({ url: `/v1/apps/${await newApp()}` }),
+  };
+
+  function fill(url: string): string {
+    return url.replace(/:(\w+)/g, (_m, name: string) => {
+      if (name === 'org') return 'acme';
+      if (name === 'app') return appName;
+      throw new Error(`no value for :${name} in ${url}; add a fixture for this route to test/integration/authz.test.ts`);
+    });
+  }
+
+  async function request(method: Method, url: string, who: Persona): Promise<Call> {
+    const fixture = FIXTURES[`${method} ${url}`];
+    if (fixture) return fixture(who);
+    return { url: fill(url), ...(method === 'POST' || method === 'PUT' || method === 'PATCH' ? { payload: {} } : {}) };
+  }
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ward-authz-'));
+    store = await openStore({ dataDir: dir });
+    api = await buildApi({
+      store,
+      clock,
+      logger: newLogger('silent'),
+      version: '0.0.0-test',
+      onRoute: (r: RouteOptions) => {
+        for (const m of [r.method].flat() as Method[]) if ((m as string) !== 'HEAD') routes.push({ method: m, url: r.url, auth: r.config?.auth });
+      },
+    });
+    await api.ready();
+
+    const first = await call('POST', '/v1/auth/signup', undefined, { email: 'owner@example.com', password: PASSWORD, org: 'acme' });
+    ok(first, 'first signup');
+    personas.owner = { email: 'owner@example.com', token: body(first).session.token, role: 'owner' };
+    for (const role of ROLES) if (role !== 'owner') personas[role] = await fresh(role);
+    appName = await newApp();
+    const t = await call('POST', '/v1/tokens', personas.owner.token, { name: 'reader', scope: 'read', org: 'acme' });
+    ok(t, 'read token');
+    readToken = body(t).secret;
+
+    // "strict" requires MFA; its owner has it, its new member does not.
+    const strictOwner = await fresh('viewer');
+    ok(await call('POST', '/v1/orgs', strictOwner.token, { name: 'strict' }), 'create strict');
+    const e = await call('POST', '/v1/auth/mfa/enable', strictOwner.token);
+    ok(await call('POST', '/v1/auth/mfa/confirm', strictOwner.token, { code: totpCode(body(e).secret, clock.now().getTime()) }), 'strict owner mfa');
+    ok(await call('PUT', '/v1/orgs/strict/policy', strictOwner.token, { require_mfa: true }), 'require mfa');
+    const inv = await call('POST', '/v1/orgs/strict/invites', strictOwner.token, { role: 'developer' });
+    ok(inv, 'strict invite');
+    const b = await call('POST', '/v1/auth/signup', undefined, { email: 'blocked@example.com', password: PASSWORD, invite: body(inv).invite.code });
+    ok(b, 'blocked signup');
+    blocked = { email: 'blocked@example.com', token: body(b).session.token, role: 'developer' };
+  });
+
+  after(async () => {
+    await api?.close();
+    await store?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('every route declares "none" or an action, and only the public few say "none"', () => {
+    assert.ok(routes.length >= 20, `collected ${routes.length} routes`);
+    const undeclared = routes.filter((r) => r.auth === undefined).map((r) => `${r.method} ${r.url}`);
+    assert.deepEqual(undeclared, [], 'routes without config.auth');
+    const unknown = routes.filter((r) => r.auth !== 'none' && !(ACTIONS as readonly unknown[]).includes(r.auth)).map((r) => `${r.method} ${r.url}: ${String(r.auth)}`);
+    assert.deepEqual(unknown, [], 'routes declaring something that is not an action');
+    const open = routes.filter((r) => r.auth === 'none').map((r) => `${r.method} ${r.url}`);
+    assert.deepEqual(open.filter((r) => !PUBLIC.has(r)), [], 'unexpected public routes');
+  });
+
+  /** leastRole is the weakest role that may perform action (every role, for account actions). */
+  function leastRole(action: Action): Role {
+    const order: Role[] = ['viewer', 'auditor', 'developer', 'admin', 'owner'];
+    if (!(ORG_ACTIONS as readonly string[]).includes(action)) return 'viewer';
+    return order.find((r) => can(r, action))!;
+  }
+
+  /** without returns a credential lacking the capability for action, and what it is. */
+  function without(action: Action): { token: string; label: string; code: string } {
+    if ((ORG_ACTIONS as readonly string[]).includes(action) && !can('viewer', action)) return { token: personas.viewer.token, label: 'viewer', code: 'forbidden' };
+    if (!SCOPE_ACTIONS.read.has(action)) return { token: readToken, label: 'read-scoped token', code: 'forbidden' };
+    return { token: blocked.token, label: 'member of an org requiring MFA, without MFA', code: 'mfa_required' };
+  }
+
+  test('Nomad\'s four cases, for every authenticated route', async () => {
+    const checked: string[] = [];
+    for (const r of routes) {
+      if (r.auth === 'none' || r.auth === undefined) continue;
+      const action = r.auth as Action;
+      const name = `${r.method} ${r.url} (${action})`;
+
+      const anon = await call(r.method, fill(r.url.replace(/:(?!org|app)\w+/g, 'x')));
+      assert.equal(anon.statusCode, 401, `${name}, no credential: ${anon.body}`);
+      assert.equal(body(anon).error.code, 'unauthenticated', name);
+
+      const lacking = without(action);
+      const denied = await request(r.method, r.url, personas.owner);
+      const d = await call(r.method, denied.url, lacking.token, denied.payload);
+      assert.equal(d.statusCode, 403, `${name}, ${lacking.label}: ${d.body}`);
+      assert.equal(body(d).error.code, lacking.code, `${name}, ${lacking.label}`);
+
+      for (const role of [leastRole(action), 'owner' as const]) {
+        const who = personas[role];
+        const c = await request(r.method, r.url, who);
+        const res = await call(r.method, c.url, c.token ?? who.token, c.payload);
+        assert.ok(res.statusCode >= 200 && res.statusCode < 300, `${name}, as ${role}: ${res.statusCode} ${res.body}`);
+      }
+      checked.push(name);
+    }
+    assert.ok(checked.length >= 15, `checked ${checked.length} routes`);
+  });
+
+  test('an unenrolled member of an MFA org may enrol and log out, and nothing else', async () => {
+    for (const r of routes) {
+      if (r.auth === 'none' || r.auth === undefined || r.auth === 'account:enrol') continue;
+      const c = await request(r.method, r.url, personas.owner);
+      const res = await call(r.method, c.url, blocked.token, c.payload);
+      assert.equal(res.statusCode, 403, `${r.method} ${r.url}: ${res.body}`);
+      assert.equal(body(res).error.code, 'mfa_required');
+      assert.match(body(res).error.hint, /ward auth mfa enable/);
+    }
+    // Enrolling lifts the block at once.
+    const e = await call('POST', '/v1/auth/mfa/enable', blocked.token);
+    assert.equal(e.statusCode, 201, e.body);
+    assert.equal((await call('GET', '/v1/apps', blocked.token)).statusCode, 403, 'a pending factor is not enough');
+    const c = await call('POST', '/v1/auth/mfa/confirm', blocked.token, { code: totpCode(body(e).secret, clock.now().getTime()) });
+    assert.equal(c.statusCode, 200, c.body);
+    assert.equal((await call('GET', '/v1/apps', blocked.token)).statusCode, 200);
+  });
+});

@@ -1,0 +1,203 @@
+// A harness for tests that run real crun instances on real network namespaces. Everything it makes is
+// named with one random prefix (`wt` + 4 hex): its tmpfs (/run/<prefix>), cgroups (/<prefix>/ins_…),
+// bridge, veths and namespaces. cleanup() destroys what the test tracked and then sweeps anything else
+// carrying the prefix, so a failed or interrupted test leaves nothing behind.
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { newId } from '../../src/core/index.ts';
+import { run } from '../../src/exec/index.ts';
+import { CrunRuntime, detectCgroupLayout, type InstanceHandle, type InstanceSpec } from '../../src/agent/runtime/index.ts';
+import { BridgeNetwork, type Attachment } from '../../src/agent/network/index.ts';
+import { mountsUnder } from '../../src/agent/runtime/crun/cgroups.ts';
+import { ensureTestRootfs, TEST_APP_ARGS } from '../fixtures/rootfs.ts';
+
+/** canRunContainers says why real-container tests cannot run here, or false when they can. */
+export function cannotRunContainers(): string | false {
+  if (process.getuid?.() !== 0) return 'needs root (CI runs as root)';
+  for (const bin of ['/usr/bin/crun', '/usr/bin/tini-static']) if (!existsSync(bin)) return `${bin} is missing: run scripts/bootstrap --test`;
+  return false;
+}
+
+export interface TestInstance {
+  id: string;
+  handle: InstanceHandle;
+  attachment: Attachment | undefined;
+  logFile: string;
+  spec: InstanceSpec;
+}
+
+export interface InstanceOptions {
+  args?: string[];
+  env?: Record<string, string>;
+  uid?: number;
+  memoryBytes?: number;
+  cpus?: number;
+  pids?: number;
+  network?: boolean;
+}
+
+export class RuntimeHarness {
+  readonly prefix = `wt${randomBytes(2).toString('hex')}`;
+  readonly runDir = `/run/${this.prefix}`;
+  readonly cgroupParent = `/${this.prefix}`;
+  readonly runtime: CrunRuntime;
+  readonly network: BridgeNetwork;
+  rootfs = '';
+  logDir = '';
+  readonly ids = new Set<string>();
+
+  constructor() {
+    this.runtime = this.newRuntime();
+    const subnet = 64 + (randomBytes(1)[0]! % 190);
+    this.network = new BridgeNetwork({
+      stateDir: join(this.runDir, 'network'),
+      bridge: `${this.prefix}br`,
+      ipv6Prefix: `fd00:7761:7264:${randomBytes(2).toString('hex')}::/64`,
+      ipv4Subnet: `10.${subnet}.0.0/16`,
+      netnsPrefix: `${this.prefix}-`,
+      linkPrefix: this.prefix,
+    });
+  }
+
+  /** newRuntime makes another CrunRuntime over the same state, as an agent restart would. */
+  newRuntime(): CrunRuntime {
+    return new CrunRuntime({ runDir: this.runDir, cgroupParent: this.cgroupParent });
+  }
+
+  async setUp(): Promise<void> {
+    this.rootfs = await ensureTestRootfs();
+    this.logDir = await mkdtemp(join(tmpdir(), `${this.prefix}-logs-`));
+  }
+
+  spec(o: InstanceOptions = {}, attachment?: Attachment, id = newId('instance')): InstanceSpec {
+    const logFile = join(this.logDir, `${id}.log`);
+    const uid = o.uid ?? 1000;
+    return {
+      id,
+      rootfs: this.rootfs,
+      process: { args: o.args ?? [...TEST_APP_ARGS], env: { PORT: '8080', ...(o.env ?? {}) }, cwd: '/', user: { uid, gid: uid } },
+      resources: { memoryBytes: o.memoryBytes ?? 256 * 1024 * 1024, cpus: o.cpus ?? 1, pids: o.pids ?? 512 },
+      mounts: [],
+      stdout: { file: logFile },
+      stderr: { file: logFile },
+      ...(attachment ? { network: { netnsPath: attachment.netnsPath, addresses: attachment.addresses } } : {}),
+      labels: { test: this.prefix },
+    };
+  }
+
+  /** start attaches (unless network: false) and starts an instance, tracking it for cleanup. */
+  async start(o: InstanceOptions = {}): Promise<TestInstance> {
+    const id = newId('instance');
+    this.ids.add(id);
+    const attachment = o.network === false ? undefined : await this.network.attach({ instanceId: id, orgId: 'org_test' });
+    const spec = this.spec(o, attachment, id);
+    const logFile = join(this.logDir, `${id}.log`);
+    const handle = await this.runtime.start(spec);
+    return { id, handle, attachment, logFile, spec };
+  }
+
+  log(instance: TestInstance): string {
+    try {
+      return readFileSync(instance.logFile, 'utf8');
+    } catch {
+      return '';
+    }
+  }
+
+  /** appPid is the app's host pid: the only child of the instance's init (tini), once it has forked it. */
+  async appPid(instance: TestInstance): Promise<number> {
+    const init = instance.handle.pid;
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const children = readFileSync(`/proc/${init}/task/${init}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+      if (children.length === 1) return children[0]!;
+      if (Date.now() > deadline) throw new Error(`expected one child of init ${init}, found ${children.join(',')}`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async cleanup(): Promise<void> {
+    const errors: unknown[] = [];
+    const attempt = async (fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (e) {
+        errors.push(e);
+      }
+    };
+    for (const id of this.ids) {
+      await attempt(() => this.runtime.destroy(id));
+      await attempt(() => this.network.detach(id));
+    }
+    // The sweep: whatever carries the prefix, tracked or not.
+    const crunRoot = join(this.runDir, 'runtime', 'crun');
+    if (existsSync(crunRoot)) {
+      for (const id of readdirSync(crunRoot)) await attempt(() => run(['crun', '--root', crunRoot, 'delete', '--force', id], { allowFailure: true }));
+    }
+    for (const mp of mountsUnder(readFileSync('/proc/self/mountinfo', 'utf8'), this.runDir)) {
+      await attempt(() => run(['umount', '--lazy', mp]));
+    }
+    const netns = await run(['ip', 'netns', 'list'], { allowFailure: true });
+    for (const line of netns.stdout.split('\n')) {
+      const name = line.split(' ')[0];
+      if (name?.startsWith(`${this.prefix}-`)) await attempt(() => run(['ip', 'netns', 'delete', name]));
+    }
+    const links = JSON.parse((await run(['ip', '-json', 'link', 'show'])).stdout || '[]') as { ifname: string }[];
+    for (const l of links) if (l.ifname.startsWith(this.prefix)) await attempt(() => run(['ip', 'link', 'delete', 'dev', l.ifname], { allowFailure: true }));
+    const layout = detectCgroupLayout(readFileSync('/proc/self/mountinfo', 'utf8'));
+    const roots = layout.mode === 'v2' ? [layout.root] : layout.hierarchies;
+    for (const root of roots) removeCgroupTree(join(root, this.cgroupParent));
+    if (this.logDir) await attempt(() => rm(this.logDir, { recursive: true, force: true }));
+    await attempt(() => rm(this.runDir, { recursive: true, force: true }));
+    if (errors.length) throw new AggregateError(errors, `cleanup of ${this.prefix} had ${errors.length} error(s)`);
+  }
+}
+
+/** removeCgroupTree removes a cgroup directory and its children (cgroup dirs are removed with rmdir, leaves first). */
+function removeCgroupTree(dir: string): void {
+  if (!existsSync(dir)) return;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) removeCgroupTree(p);
+  }
+  for (let i = 0; i < 20; i++) {
+    try {
+      rmdirSync(dir);
+      return;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EBUSY') throw e;
+      // Processes are still leaving it.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+  }
+}
+
+/** get fetches a URL with a timeout and returns status and body. */
+export async function get(url: string, timeoutMs = 2000): Promise<{ status: number; body: string }> {
+  const r = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  return { status: r.status, body: await r.text() };
+}
+
+/** urlFor makes an http URL for an address (IPv6 in brackets). */
+export function urlFor(address: string, path = '/', port = 8080): string {
+  return address.includes(':') ? `http://[${address}]:${port}${path}` : `http://${address}:${port}${path}`;
+}
+
+/** waitForHttp polls until the URL answers 200, or throws after timeoutMs. */
+export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<number> {
+  const started = performance.now();
+  let last: unknown;
+  while (performance.now() - started < timeoutMs) {
+    try {
+      const r = await get(url, 1000);
+      if (r.status === 200) return performance.now() - started;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  throw new Error(`${url} did not answer 200 within ${timeoutMs} ms: ${String(last)}`);
+}
