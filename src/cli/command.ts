@@ -12,6 +12,8 @@ import type { SessionStore } from './session.ts';
 /** TextSink is where the CLI writes text: process.stdout/stderr, or a buffer in tests. */
 export interface TextSink {
   write(chunk: string): unknown;
+  /** isTTY is true when the stream is a terminal (then the CLI may draw, e.g. a QR code). */
+  isTTY?: boolean;
 }
 
 /**

@@ -132,3 +132,11 @@ describe('identity commands', () => {
     assert.deepEqual(api.requests[1]!.body, { session_idle: null });
   });
 });
+
+test('the otpauth URI renders as a terminal QR code', async () => {
+  const { terminalQr } = await import('./mfa.ts');
+  const qr = await terminalQr('otpauth://totp/Ward%3Aann%40example.com?secret=JBSWY3DPEHPK3PXP&issuer=Ward');
+  const lines = qr.trimEnd().split('\n');
+  assert.ok(lines.length >= 15, `a QR code of ${lines.length} lines`);
+  assert.match(qr, /[▀▄█]/);
+});

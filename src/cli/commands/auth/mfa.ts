@@ -1,3 +1,4 @@
+import QRCode from 'qrcode';
 import { UserError } from '../../../core/index.ts';
 import type { MfaEnableAnswer, MfaStatusAnswer } from '../../api-types.ts';
 import { defineCommand, jsonFlag, type Context } from '../../command.ts';
@@ -62,6 +63,8 @@ async function enable(ctx: Context): Promise<void> {
     ]);
     ctx.out.info('They are shown only now. Then confirm with the code the app shows: ward auth mfa confirm CODE');
   });
+  // A terminal gets the URI as a QR code too, for phone authenticator apps; a pipe or --json does not.
+  if (!ctx.out.json && ctx.io.stdout.isTTY) ctx.io.stdout.write(await terminalQr(a.otpauth_uri));
 }
 
 async function confirm(ctx: Context, code: string): Promise<void> {
@@ -99,4 +102,9 @@ async function status(ctx: Context): Promise<void> {
       ['Recovery codes left', st.enabled ? String(st.recovery_codes_left) : undefined],
     ]);
   });
+}
+
+/** terminalQr renders text as a QR code of Unicode half blocks, two modules per character cell. */
+export function terminalQr(text: string): Promise<string> {
+  return QRCode.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
 }
