@@ -33,12 +33,19 @@ export const ERROR_CODES = {
   registry_unavailable: { status: 503, summary: 'The registry cannot be reached or failed.' },
   // Instances: the runtime on a host (src/agent/runtime).
   resources_exceed_host: { status: 400, summary: 'An instance asks for more memory or CPUs than its host has.' },
+  // Edge: certificates an operator uploads (src/edge/certs).
+  certificate_invalid: { status: 400, summary: 'An uploaded certificate or key does not parse, names no DNS name, has expired, or does not match its key.' },
+  // Secrets: the vault and delivery to instances (src/secrets, src/services/secrets.ts).
+  invalid_secret: { status: 400, summary: 'A secret name or value is invalid, or a .env text cannot be read; the message never quotes a value.' },
+  delivery_refused: { status: 403, summary: 'A host asked for secrets with a delivery token that is unknown, spent, expired, or not for an instance placed on it.' },
+  secrets_unreadable: { status: 500, summary: 'A stored secret or data key does not decrypt: altered, moved between apps, or the wrong master key.' },
   // Errors that only the CLI or the server process raise locally (never sent by the API).
   usage: { status: 400, summary: 'A command was called with unknown or missing arguments or flags.' },
   not_logged_in: { status: 401, summary: 'The CLI has no session and no WARD_API_TOKEN.' },
   api_unreachable: { status: 503, summary: 'The CLI could not connect to the Ward API.' },
   database_unreachable: { status: 503, summary: 'The server could not connect to its database.' },
   data_dir: { status: 500, summary: 'The data directory cannot be created, read or written.' },
+  listen_failed: { status: 500, summary: 'A listener (the edge\'s HTTP, HTTPS or a TCP service port) cannot bind its address.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
