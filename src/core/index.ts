@@ -6,3 +6,5 @@ export * from './names.ts';
 export * from './types.ts';
 export * from './version.ts';
 export * from './text.ts';
+export * from './runtime-types.ts';
+export * from './wireguard.ts';

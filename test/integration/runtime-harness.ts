@@ -52,13 +52,19 @@ export class RuntimeHarness {
   constructor() {
     this.runtime = this.newRuntime();
     const subnet = 64 + (randomBytes(1)[0]! % 190);
+    // Every name carries the prefix, the nftables tables included (`inet <prefix>`, `bridge <prefix>`),
+    // so tests running side by side never touch each other's rules.
     this.network = new BridgeNetwork({
       stateDir: join(this.runDir, 'network'),
-      bridge: `${this.prefix}br`,
-      ipv6Prefix: `fd00:7761:7264:${randomBytes(2).toString('hex')}::/64`,
+      bridgePrefix: `${this.prefix}b`,
+      prefixSeed: this.prefix,
       ipv4Subnet: `10.${subnet}.0.0/16`,
       netnsPrefix: `${this.prefix}-`,
-      linkPrefix: this.prefix,
+      linkPrefix: `${this.prefix}v`,
+      tunnelPrefix: `${this.prefix}w`,
+      table: this.prefix,
+      // Nothing here leaves the host: leave the machine's forwarding settings alone.
+      forwarding: false,
     });
   }
 
@@ -132,6 +138,7 @@ export class RuntimeHarness {
       await attempt(() => this.runtime.destroy(id));
       await attempt(() => this.network.detach(id));
     }
+    await attempt(() => this.network.close());
     // The sweep: whatever carries the prefix, tracked or not.
     const crunRoot = join(this.runDir, 'runtime', 'crun');
     if (existsSync(crunRoot)) {

@@ -64,7 +64,7 @@ describe('CrunRuntime on this host', { skip, timeout: 300_000 }, () => {
     app = await h.start({ uid: 1000 });
     assert.ok(app.attachment);
     const [ipv6, ipv4] = app.attachment.addresses;
-    assert.match(ipv6!, /^fd00:7761:7264:/);
+    assert.match(ipv6!, /^fd[0-9a-f]{2}:[0-9a-f]{1,4}:[0-9a-f]{1,4}:1:/, 'in the org prefix, host slice 1');
     await waitForHttp(urlFor(ipv6!));
     assert.deepEqual(await get(urlFor(ipv6!)), { status: 200, body: 'ok' });
     assert.deepEqual(await get(urlFor(ipv4!, '/healthz')), { status: 200, body: 'healthy' });

@@ -154,3 +154,122 @@ export function hostInterfaceName(linkPrefix: string, instanceId: string): strin
   if (!/^[a-z][a-z0-9]{1,6}$/.test(linkPrefix)) throw new TypeError(`link prefix ${JSON.stringify(linkPrefix)} must be 2–7 lower-case letters and digits`);
   return linkPrefix + digest(instanceId).toString('hex').slice(0, 15 - linkPrefix.length);
 }
+
+// ---------------------------------------------------------------------------------------------------
+// The private network scheme (docs/networking.md), like Fly's 6PN:
+//
+//   org prefix   fdGG:GGGG:GGGG::/48      one ULA /48 per org (RFC 4193 "site"): 40-bit global id
+//   host slice   fdGG:GGGG:GGGG:HHHH::/64  subnet id HHHH = the host's mesh index (1 … 0x7fff)
+//   people slice fdGG:GGGG:GGGG:PPPP::/64  PPPP = 0x8000 | gateway host index: WireGuard peers of people
+//   instance     <host slice>:IIII:IIII:IIII:IIII, interface id = first 64 bits of SHA-256(instance id)
+//
+// An org's every address, on every host and every person's laptop, lies inside its /48, so "same org"
+// is one prefix comparison wherever a packet is judged (nftables, WireGuard AllowedIPs, the resolver).
+// ---------------------------------------------------------------------------------------------------
+
+/** MAX_HOST_INDEX is the largest host slice number; the upper half of the subnet ids is for people. */
+export const MAX_HOST_INDEX = 0x7fff;
+const PEOPLE_SLICE_BIT = 0x8000;
+
+/** parseOrgPrefix reads an org's `fdXX:XXXX:XXXX::/48` (a ULA /48 with no bits beyond the 48th). */
+export function parseOrgPrefix(cidr: string): Prefix6 {
+  const [addr, len] = cidr.split('/');
+  if (addr === undefined || Number(len) !== 48) throw new TypeError(`an org prefix must be an IPv6 /48, got ${cidr}`);
+  const bytes = parseIPv6(addr);
+  if (bytes[0] !== 0xfd) throw new TypeError(`${cidr} is not a locally assigned unique local (fd00::/8) prefix`);
+  if (bytes.slice(6).some((b) => b !== 0)) throw new TypeError(`${cidr} has bits set beyond the /48`);
+  return { bytes, length: 48 };
+}
+
+/** formatPrefix writes a prefix as `address/length`. */
+export function formatPrefix(p: Prefix6): string {
+  return `${formatIPv6(p.bytes)}/${p.length}`;
+}
+
+/**
+ * deriveOrgPrefix makes an org's /48 from the installation's seed and the org id: fd00::/8 plus 40 bits
+ * of SHA-256 (RFC 4193 §3.2 asks for a pseudo-random global id; a hash of a secret seed is one). The
+ * control plane stores the result under a unique rule and asks for attempt 1, 2… on the (2^-40) clash.
+ */
+export function deriveOrgPrefix(seed: string, orgId: string, attempt = 0): string {
+  const h = digest(`ward-6pn\0${seed}\0${orgId}${attempt === 0 ? '' : `\0${attempt}`}`);
+  const b = new Uint8Array(16);
+  b[0] = 0xfd;
+  for (let i = 1; i < 6; i++) b[i] = h[i - 1]!;
+  return `${formatIPv6(b)}/48`;
+}
+
+function slice(org: Prefix6, subnetId: number): Prefix6 {
+  const b = new Uint8Array(org.bytes);
+  b[6] = subnetId >> 8;
+  b[7] = subnetId & 0xff;
+  return { bytes: b, length: 64 };
+}
+
+/** checkHostIndex throws unless n is a host slice number (1 … MAX_HOST_INDEX). */
+export function checkHostIndex(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_HOST_INDEX) throw new TypeError(`host index must be 1…${MAX_HOST_INDEX}, got ${n}`);
+  return n;
+}
+
+/** hostSlice is the /64 of an org's prefix that holds its instances on the host with that index. */
+export function hostSlice(org: Prefix6, hostIndex: number): Prefix6 {
+  return slice(org, checkHostIndex(hostIndex));
+}
+
+/** peopleSlice is the /64 of an org's prefix for people's WireGuard peers whose gateway is that host. */
+export function peopleSlice(org: Prefix6, hostIndex: number): Prefix6 {
+  return slice(org, PEOPLE_SLICE_BIT | checkHostIndex(hostIndex));
+}
+
+/** prefixContains says whether an IPv6 address lies inside the prefix. */
+export function prefixContains(p: Prefix6, address: string): boolean {
+  let b: Uint8Array;
+  try {
+    b = parseIPv6(address);
+  } catch {
+    return false;
+  }
+  const full = Math.floor(p.length / 8);
+  for (let i = 0; i < full; i++) if (b[i] !== p.bytes[i]) return false;
+  const rest = p.length % 8;
+  if (rest === 0) return true;
+  const mask = (0xff << (8 - rest)) & 0xff;
+  return (b[full]! & mask) === (p.bytes[full]! & mask);
+}
+
+/** orgSubnet4 is an org's host-local IPv4 /24 inside the host's instance /16: `<a>.<b>.<index>.0/24`. */
+export function orgSubnet4(hostSubnet: Subnet4, index: number): Subnet4 {
+  if (hostSubnet.length !== 16) throw new TypeError('the host IPv4 network must be a /16 to hold one /24 per org');
+  if (!Number.isInteger(index) || index < 1 || index > 255) throw new TypeError(`org IPv4 index must be 1…255, got ${index}`);
+  return { base: hostSubnet.base + index * 256, length: 24 };
+}
+
+/** formatSubnet4 writes `a.b.c.d/len`. */
+export function formatSubnet4(s: Subnet4): string {
+  return `${numberToIPv4(s.base)}/${s.length}`;
+}
+
+/** subnet4Contains says whether an IPv4 address lies inside the subnet. */
+export function subnet4Contains(s: Subnet4, address: string): boolean {
+  if (!isIPv4(address)) return false;
+  const n = ipv4ToNumber(address);
+  return n >= s.base && n < s.base + 2 ** (32 - s.length);
+}
+
+/**
+ * macAddress derives a stable, locally administered unicast MAC (RFC 7042 §2.1: 0x02 in the first
+ * octet) from a name: instances keep their MAC across agent restarts, so the static neighbour entries
+ * that stop neighbour spoofing never go stale.
+ */
+export function macAddress(name: string): string {
+  const h = digest(`mac\0${name}`);
+  const bytes = [0x02, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** hexName fills a name prefix up to IFNAMSIZ-1 (15) characters with hex of SHA-256(key). */
+export function hexName(prefix: string, key: string): string {
+  if (!/^[a-z][a-z0-9]{1,8}$/.test(prefix)) throw new TypeError(`interface prefix ${JSON.stringify(prefix)} must be 2–9 lower-case letters and digits`);
+  return prefix + digest(key).toString('hex').slice(0, 15 - prefix.length);
+}
