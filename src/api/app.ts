@@ -1,10 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from 'fastify';
 import swagger from '@fastify/swagger';
-import { errorBody, newId, UserError, type Clock } from '../core/index.ts';
+import { errorBody, newId, toTimestamp, UserError, type Clock } from '../core/index.ts';
 import type { Store } from '../store/index.ts';
 import { AccountService, authorizeRoute, MemberService, PolicyService } from '../auth/index.ts';
-import { ephemeralKeyProvider, type KeyProvider } from '../secrets/index.ts';
-import { AppService, AuditLogService, OrgService } from '../services/index.ts';
+import { AppKeys, ephemeralKeyProvider, openSealingKeys, type KeyProvider } from '../secrets/index.ts';
+import { AppService, AuditLogService, OrgService, ReleaseRollout, SecretDeliveryService, SecretService } from '../services/index.ts';
 import { AuditService, generateAuditKey, type AuditKey } from '../audit/index.ts';
 import { ApiMetrics } from './metrics.ts';
 import { bearerToken } from './auth.ts';
@@ -16,6 +16,10 @@ import { appRoutes } from './routes/apps.ts';
 import { auditRoutes } from './routes/audit.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { memberRoutes } from './routes/members.ts';
+import { secretRoutes } from './routes/secrets.ts';
+import { deployRoutes, imageUploadRoutes } from './routes/deploys.ts';
+import { DeployService, type DeployServiceOptions } from '../services/index.ts';
+import { Deployer } from '../scheduler/index.ts';
 
 export interface ApiDeps {
   store: Store;
@@ -28,13 +32,20 @@ export interface ApiDeps {
    */
   auditKey?: AuditKey;
   /**
-   * keys is the master key provider (src/secrets) that seals TOTP secrets at rest; startServer opens the
+   * keys is the master key provider (src/secrets, the KEK) that wraps the data keys of app secrets and of
+   * the server's own sealed values (TOTP secrets); startServer opens the
    * --master-key-file. Without one (tests) an in-memory key is made, and whatever it sealed is lost
    * when the process ends.
    */
   keys?: KeyProvider;
   /** onRoute sees each route as it is registered; test/integration/authz.test.ts lists them with it. */
   onRoute?: (route: RouteOptions) => void;
+  /**
+   * deploys wires the deploy routes to the image store, the log journal and the agents (startServer
+   * passes them). Without it, uploads, deploys and logs answer `unavailable`; status, releases and
+   * restarts still work from the store.
+   */
+  deploys?: Pick<DeployServiceOptions, 'images' | 'logs' | 'uploadDir' | 'maxUploadBytes' | 'onDesiredChange' | 'secretsVersion'>;
 }
 
 export interface Services {
@@ -48,6 +59,8 @@ export interface Services {
   store: Store;
   version: string;
   metrics: ApiMetrics;
+  secrets: SecretService;
+  deliveries: SecretDeliveryService;
 }
 
 /** Requests bodies above this size are refused with 413 before they are parsed. */
@@ -61,16 +74,31 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const audit = new AuditService({ store: deps.store, clock: deps.clock, key: deps.auditKey ?? generateAuditKey(), logger: deps.logger });
   await audit.init();
   const orgs = new OrgService(deps.store, deps.clock, audit);
+  const kek = deps.keys ?? ephemeralKeyProvider();
+  const now = () => toTimestamp(deps.clock.now());
+  // The server's own root data key (TOTP secrets) unwraps here, at start: a wrong master key fails now.
+  const sealing = await openSealingKeys(deps.store, kek, now);
+  const appKeys = new AppKeys(kek, now);
+  const apps = new AppService(deps.store, deps.clock, orgs, audit);
+  // The Deployer drives each release's strategy; startServer starts it (tests that only call routes do not).
+  const deployer = new Deployer({ store: deps.store, clock: deps.clock, audit, logger: deps.logger, ...(deps.deploys?.onDesiredChange ? { onDesiredChange: deps.deploys.onDesiredChange } : {}) });
+  // A deploy pins the app's newest secrets version (issue "Secrets"); 0 means the app has none.
+  const secretsVersion = async (appId: string) => (await deps.store.secrets.latestVersion(appId)) || null;
+  const deploys = new DeployService({ store: deps.store, clock: deps.clock, apps, audit, secretsVersion, ...deps.deploys, onRelease: (id) => deployer.track(id) });
+  // `ward secrets set` without --stage rolls the app onto a release carrying the new version, through the same Deployer.
+  const rollout = new ReleaseRollout({ store: deps.store, clock: deps.clock, audit, onRelease: (id) => deployer.track(id), ...(deps.deploys?.onDesiredChange ? { onDesiredChange: deps.deploys.onDesiredChange } : {}) });
   const services: Services = {
     accounts: new AccountService(deps.store, deps.clock, {
       auditor: audit,
-      keys: deps.keys ?? ephemeralKeyProvider(),
+      keys: sealing,
       onLoginFailure: (reason) => metrics.loginFailures.inc({ reason }),
     }),
     members: new MemberService(deps.store, deps.clock, audit),
     policies: new PolicyService(deps.store, deps.clock, audit),
     orgs,
-    apps: new AppService(deps.store, deps.clock, orgs, audit),
+    apps,
+    secrets: new SecretService({ store: deps.store, clock: deps.clock, apps, audit, keys: appKeys, rollout }),
+    deliveries: new SecretDeliveryService({ store: deps.store, clock: deps.clock, audit, keys: appKeys, logger: deps.logger }),
     audit,
     auditLog: new AuditLogService(deps.store, deps.clock, orgs, audit),
     store: deps.store,
@@ -97,6 +125,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   for (const s of sharedSchemas) app.addSchema(s);
   // The server starts and stops the checkpoint timer (startServer); it finds the service here.
   app.decorate('audit', audit);
+  // The server wires the agent (delivery tokens, its in-process fetcher) and the deploy rollout to these.
+  app.decorate('secrets', services.secrets);
+  app.decorate('deliveries', services.deliveries);
+  app.decorate('deployer', deployer);
+  app.addHook('onClose', async () => deployer.close());
 
   await app.register(swagger, {
     openapi: {
@@ -117,6 +150,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const needs = req.routeOptions.config.auth;
     if (needs === 'none') return;
     if (req.routeOptions.url === undefined) return; // unmatched: the 404 handler answers
+    if (needs === 'host') {
+      // Agents, not people: a host credential (ward_hst_…), and nothing else, opens these routes.
+      req.agentHost = await services.deliveries.authenticateHost(bearerToken(req));
+      return;
+    }
     req.principal = await services.accounts.authenticate(bearerToken(req), { sourceIp: req.ip || null, requestId: req.id || null });
     if (needs === undefined) {
       // Closed by default: a route that forgot its declaration serves nobody (authz.test.ts catches it).
@@ -153,6 +191,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(auditRoutes(services));
   await app.register(tokenRoutes(services));
   await app.register(memberRoutes(services));
+  await app.register(secretRoutes(services));
+  await app.register(deployRoutes(services, { deploys }));
+  await app.register(imageUploadRoutes({ deploys }));
 
   app.get('/v1/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
 

@@ -1,7 +1,9 @@
 import type { FastifyRequest } from 'fastify';
 import { UserError } from '../core/index.ts';
+import type { Host } from '../core/index.ts';
 import { actorOf, type Action, type Principal, type SessionPrincipal } from '../auth/index.ts';
 import type { AuditService, CallContext } from '../audit/index.ts';
+import type { SecretDeliveryService, SecretService } from '../services/index.ts';
 
 /**
  * bearerToken extracts the token of an `Authorization: Bearer …` header (RFC 6750 §2.1). Anything else —
@@ -43,10 +45,16 @@ export function ctxOf(req: FastifyRequest): CallContext {
 declare module 'fastify' {
   interface FastifyRequest {
     principal?: Principal;
+    /** agentHost is the host whose agent made the request, on routes that declare `auth: 'host'`. */
+    agentHost?: Host;
   }
   interface FastifyInstance {
     /** audit is the API's AuditService; startServer runs its checkpoint timer. */
     audit: AuditService;
+    /** secrets is the write-only secrets service; startServer plugs the deploy rollout into it. */
+    secrets: SecretService;
+    /** deliveries mints and trades delivery tokens; startServer hands it to the in-process agent. */
+    deliveries: SecretDeliveryService;
   }
   interface FastifyContextConfig {
     /**
@@ -54,8 +62,9 @@ declare module 'fastify' {
      * else the Action (src/auth/authorize.ts) it performs. The API authenticates the caller and runs
      * authorizeRoute(principal, action) before the handler; the handler's service then runs authorize()
      * on the resource with the caller's role in its org. A route that declares nothing is refused to
-     * everyone (the default is closed), and test/integration/authz.test.ts fails on it.
+     * everyone (the default is closed), and test/integration/authz.test.ts fails on it. 'host' routes
+     * serve agents: they take a host credential (ward_hst_…) and refuse every person's.
      */
-    auth?: 'none' | Action;
+    auth?: 'none' | 'host' | Action;
   }
 }

@@ -42,8 +42,11 @@ export interface StoreVerifyResult extends VerifyResult {
  * instead of writing it into a log that is kept for years and handed to auditors.
  */
 const SECRET_KEYS = new Set(['password', 'new_password', 'old_password', 'passwd', 'secret', 'token', 'code', 'otp', 'totp', 'recovery_code', 'recovery_codes', 'private_key', 'api_key', 'value']);
-/** SECRET_VALUE matches Ward's bearer secrets (src/auth/tokens.ts) anywhere in a string. */
-const SECRET_VALUE = /ward_(ses|inv|tok)_[A-Za-z0-9_-]{20,}/;
+/**
+ * SECRET_VALUE matches Ward's bearer secrets anywhere in a string: sessions, invites and API tokens
+ * (src/auth/tokens.ts), secrets delivery tokens and host credentials (src/secrets/delivery.ts).
+ */
+const SECRET_VALUE = /ward_(ses|inv|tok|dlv|hst)_[A-Za-z0-9_-]{20,}/;
 
 /**
  * AuditService is Ward's Auditor: it seals events into per-org hash chains (src/audit/chain.ts), signs
@@ -244,7 +247,7 @@ export async function verifyStore(store: Store, opts: { orgId?: string | undefin
  */
 function cleanDetails(details: Record<string, unknown>): Record<string, unknown> {
   const json = JSON.stringify(details);
-  if (SECRET_VALUE.test(json)) throw new Error('audit details must not contain a secret (a ward_ses_/ward_inv_/ward_tok_ value)');
+  if (SECRET_VALUE.test(json)) throw new Error('audit details must not contain a secret (a ward_ses_/ward_inv_/ward_tok_/ward_dlv_/ward_hst_ value)');
   const plain = JSON.parse(json) as Record<string, unknown>;
   const walk = (v: unknown): void => {
     if (Array.isArray(v)) v.forEach(walk);

@@ -16,7 +16,7 @@ import {
 import type { Store } from '../store/index.ts';
 import { StoreConflictError } from '../store/index.ts';
 import type { Auditor, CallContext } from '../audit/index.ts';
-import type { KeyProvider } from '../secrets/index.ts';
+import type { SealingKeys } from '../secrets/index.ts';
 import { burnPasswordCheck, hashPassword, passwordProblem, verifyPassword } from './password.ts';
 import { hashSecret, newSecret, secretKind } from './tokens.ts';
 import type { Principal, SessionPrincipal } from './authorize.ts';
@@ -68,8 +68,8 @@ export type LoginFailureReason = 'invalid_credentials' | 'invalid_otp' | 'thrott
 
 export interface AccountServiceOptions {
   auditor: Auditor;
-  /** keys seal TOTP secrets at rest (src/secrets). */
-  keys: KeyProvider;
+  /** keys seal TOTP secrets at rest (src/secrets: derived from the server's root data key). */
+  keys: SealingKeys;
   /** onLoginFailure counts each refused login (the API's ward_login_failures_total). */
   onLoginFailure?: (reason: LoginFailureReason) => void;
 }

@@ -54,7 +54,8 @@ test('authorize: the role table, table-driven', () => {
   const expected: Record<string, string[]> = {
     owner: [...ORG_ACTIONS],
     admin: ORG_ACTIONS.filter((a) => a !== 'org:owners'),
-    developer: ['org:read', 'app:read', 'app:create', 'app:deploy'],
+    developer: ['org:read', 'app:read', 'app:create', 'app:deploy', 'secret:write'],
+    // Viewers and auditors may list secrets' names and digests (app:read) but never set one.
     viewer: ['org:read', 'app:read'],
     auditor: ['org:read', 'app:read', 'audit:read'],
   };

@@ -10,8 +10,9 @@ export const ORG_ACTIONS = [
   'org:owners', // grant the owner role, or change or remove an owner
   'app:read',
   'app:create',
-  'app:deploy', // deploy, scale, restart, set secrets
+  'app:deploy', // deploy, scale, restart
   'app:destroy',
+  'secret:write', // set, unset and import an app's secrets (nobody reads them back: no route returns a value)
   'audit:read',
 ] as const;
 
@@ -43,7 +44,7 @@ export type Action = OrgAction | AccountAction;
 export const ROLE_ACTIONS: Record<Role, ReadonlySet<OrgAction>> = {
   owner: new Set(ORG_ACTIONS),
   admin: new Set(ORG_ACTIONS.filter((a) => a !== 'org:owners')),
-  developer: new Set<OrgAction>(['org:read', 'app:read', 'app:create', 'app:deploy']),
+  developer: new Set<OrgAction>(['org:read', 'app:read', 'app:create', 'app:deploy', 'secret:write']),
   viewer: new Set<OrgAction>(['org:read', 'app:read']),
   auditor: new Set<OrgAction>(['org:read', 'app:read', 'audit:read']),
 };
@@ -55,7 +56,7 @@ export const ROLE_ACTIONS: Record<Role, ReadonlySet<OrgAction>> = {
  */
 export const SCOPE_ACTIONS: Record<TokenScope, ReadonlySet<Action>> = {
   read: new Set<Action>(['org:read', 'app:read', 'audit:read', 'account:read']),
-  deploy: new Set<Action>(['org:read', 'app:read', 'audit:read', 'account:read', 'app:create', 'app:deploy']),
+  deploy: new Set<Action>(['org:read', 'app:read', 'audit:read', 'account:read', 'app:create', 'app:deploy', 'secret:write']),
   admin: new Set<Action>([...ORG_ACTIONS, 'account:read']),
 };
 

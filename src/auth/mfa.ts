@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { newId, toTimestamp, UserError, type AuthFactor, type Clock, type User } from '../core/index.ts';
 import { StoreConflictError, type Store } from '../store/index.ts';
 import type { Auditor, CallContext } from '../audit/index.ts';
-import { seal, unseal, type KeyProvider } from '../secrets/index.ts';
+import { seal, unseal, type SealingKeys } from '../secrets/index.ts';
 import { checkTotp, newTotpSecret, otpauthUri } from './totp.ts';
 import { hashSecret } from './tokens.ts';
 
@@ -59,10 +59,10 @@ export type SecondFactorUse = 'totp' | 'recovery_code';
 export class MfaService {
   readonly #store: Store;
   readonly #clock: Clock;
-  readonly #keys: KeyProvider;
+  readonly #keys: SealingKeys;
   readonly #auditor: Auditor;
 
-  constructor(store: Store, clock: Clock, keys: KeyProvider, auditor: Auditor) {
+  constructor(store: Store, clock: Clock, keys: SealingKeys, auditor: Auditor) {
     this.#store = store;
     this.#clock = clock;
     this.#keys = keys;

@@ -36,6 +36,8 @@ export interface RequestOptions {
    * session even when WARD_API_TOKEN or WARD_API_URL point elsewhere.
    */
   as?: { apiUrl: string; token: string };
+  /** timeoutMs replaces the client's timeout for this request (a deploy waits for the server's image pull). */
+  timeoutMs?: number;
 }
 
 /** ApiClient calls the Ward API. Paths start with `/v1/`; build them with apiPath. */
@@ -51,6 +53,16 @@ export interface ApiClient {
    * covers waiting for the answer to start, not the whole transfer.
    */
   download(path: string, write: (chunk: Uint8Array) => unknown): Promise<void>;
+  /**
+   * upload POSTs a large body (an image archive) as a stream, never held in memory, and returns the
+   * JSON answer. The timeout covers waiting for the answer once the body is sent, not the transfer.
+   */
+  upload<T>(path: string, body: AsyncIterable<Uint8Array>, options: { contentType: string; size?: number }): Promise<T>;
+  /**
+   * lines GETs a path that answers NDJSON (a log stream) and calls onLine with each parsed line until
+   * the server ends the answer or signal aborts (which resolves quietly).
+   */
+  lines(path: string, onLine: (value: unknown) => void, signal?: AbortSignal): Promise<void>;
 }
 
 export interface ApiClientOptions {
@@ -145,10 +157,10 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     let res: Response;
     let text: string;
     try {
-      res = await doFetch(t.apiUrl + path, { method, headers, body, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
+      res = await doFetch(t.apiUrl + path, { method, headers, body, signal: AbortSignal.timeout(options.timeoutMs ?? timeoutMs), redirect: 'error' });
       text = await res.text();
     } catch (e) {
-      throw unreachable(t.apiUrl, e, timeoutMs);
+      throw unreachable(t.apiUrl, e, options.timeoutMs ?? timeoutMs);
     }
     if (res.status === 204) return undefined as T;
     const parsed = parseJson(text);
@@ -202,10 +214,61 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     }
   }
 
+  async function upload<T>(path: string, body: AsyncIterable<Uint8Array>, options: { contentType: string; size?: number }): Promise<T> {
+    const t = await target();
+    const headers: Record<string, string> = { accept: 'application/json', 'user-agent': `ward-cli/${VERSION} node/${process.version}`, 'content-type': options.contentType };
+    if (t.credential) headers.authorization = `Bearer ${t.credential.token}`;
+    if (options.size !== undefined) headers['content-length'] = String(options.size);
+    let res: Response;
+    let text: string;
+    try {
+      res = await doFetch(t.apiUrl + path, { method: 'POST', headers, body: body as unknown as ReadableStream, duplex: 'half', redirect: 'error' } as RequestInit);
+      text = await res.text();
+    } catch (e) {
+      throw unreachable(t.apiUrl, e, timeoutMs);
+    }
+    const parsed = parseJson(text);
+    if (res.ok && parsed !== undefined) return parsed as T;
+    throw apiError(res, parsed, t, t.credential, true);
+  }
+
+  async function lines(path: string, onLine: (value: unknown) => void, signal?: AbortSignal): Promise<void> {
+    const t = await target();
+    const headers: Record<string, string> = { accept: 'application/x-ndjson', 'user-agent': `ward-cli/${VERSION} node/${process.version}` };
+    if (t.credential) headers.authorization = `Bearer ${t.credential.token}`;
+    let res: Response;
+    try {
+      res = await doFetch(t.apiUrl + path, { method: 'GET', headers, redirect: 'error', ...(signal ? { signal } : {}) });
+    } catch (e) {
+      if (signal?.aborted) return;
+      throw unreachable(t.apiUrl, e, timeoutMs);
+    }
+    if (!res.ok) throw apiError(res, parseJson(await res.text().catch(() => '')), t, t.credential, true);
+    if (!res.body) return;
+    const decoder = new TextDecoder();
+    let pending = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        pending += decoder.decode(chunk, { stream: true });
+        let nl;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+          const line = pending.slice(0, nl);
+          pending = pending.slice(nl + 1);
+          if (line.trim() !== '') onLine(JSON.parse(line));
+        }
+      }
+    } catch (e) {
+      if (signal?.aborted) return;
+      throw new UserError('api_unreachable', `the stream from ${t.apiUrl} broke off (${(e as Error)?.message ?? e})`, { hint: 'run the command again', cause: e });
+    }
+  }
+
   return {
     target,
     request,
     download,
+    upload,
+    lines,
     get: (path, options) => request('GET', path, options),
     post: (path, body, options) => request('POST', path, { ...options, body: body ?? {} }),
     delete: (path, options) => request('DELETE', path, options),

@@ -162,6 +162,11 @@ export interface Group {
   readonly summary: string;
   readonly description?: string;
   readonly commands: readonly Command[];
+  /**
+   * default is the verb `ward <noun>` runs when no verb follows (nothing, or a flag): `ward releases`
+   * lists, as `ward releases list` does. It must be one of commands.
+   */
+  readonly default?: string;
 }
 
 /** isGroup tells a noun from a top-level command in the command tree. */

@@ -44,6 +44,7 @@ export function groupHelp(group: Group): string {
     '',
     'Usage:',
     `  ward ${group.name} <command> [flags]`,
+    ...(group.default ? [`  ward ${group.name} [flags]          (same as ward ${group.name} ${group.default})`] : []),
     '',
     'Commands:',
     ...twoColumns(group.commands.map((c) => [c.name, c.summary])),

@@ -33,6 +33,10 @@ export function resolveCommand(tree: CommandTree, argv: readonly string[]): Reso
   const entry = tree.find((e) => e.name === first);
   if (!entry) throw unknownCommand(tree, argv);
   if (!isGroup(entry)) return { kind: 'command', command: entry, path: `ward ${entry.name}`, rest: argv.slice(1) };
+  const fallback = entry.default === undefined ? undefined : entry.commands.find((c) => c.name === entry.default);
+  if (fallback && (second === undefined || (second.startsWith('-') && !isHelp(second)))) {
+    return { kind: 'command', command: fallback, path: `ward ${entry.name}`, rest: argv.slice(1) };
+  }
   if (second === undefined || isHelp(second)) return { kind: 'help', text: 'group', group: entry };
   if (second.startsWith('-')) {
     throw new UserError('usage', `"ward ${entry.name}" needs a command before its flags`, { hint: `see ward ${entry.name} --help` });

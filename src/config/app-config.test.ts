@@ -14,6 +14,7 @@ const EMPTY: AppConfig = {
   killTimeoutMs: 5000,
   build: { image: undefined },
   env: {},
+  secrets: { files: [] },
   httpService: undefined,
   services: [],
   deploy: { strategy: 'rolling', maxUnavailable: 1, waitTimeoutMs: 300_000, releaseCommand: undefined },

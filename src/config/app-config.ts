@@ -67,6 +67,7 @@ export interface AppConfig {
   killTimeoutMs: number;
   build: { image: string | undefined };
   env: Record<string, string>;
+  secrets: SecretsConfig;
   httpService: HttpService | undefined;
   services: Service[];
   deploy: DeployConfig;
@@ -74,6 +75,12 @@ export interface AppConfig {
   resources: Resources;
   restart: RestartConfig;
   metrics: MetricsConfig | undefined;
+}
+
+/** SecretsConfig says how the app's secrets reach it besides the environment. */
+export interface SecretsConfig {
+  /** files names secrets also written as files, /run/secrets/<NAME> (a tmpfs, mode 0400, owned by the app's user). */
+  files: string[];
 }
 
 export interface HttpService {
@@ -452,6 +459,7 @@ export function normalizeAppConfig(raw: RawAppConfig): AppConfig {
     killTimeoutMs: parseDuration(raw.kill_timeout ?? D.kill_timeout),
     build: { image: raw.build?.image },
     env: { ...raw.env },
+    secrets: { files: [...new Set(raw.secrets?.files ?? [])] },
     httpService: http && {
       internalPort: required(http.internal_port, 'http_service.internal_port'),
       forceHttps,

@@ -205,6 +205,7 @@ export const appConfigSchema = z.object({
   kill_timeout: duration().optional(),
   build: table({ image: imageRef().optional() }).optional(),
   env: record(envName(), envValue()).optional(),
+  secrets: table({ files: list(envName(), 'an array of secret names').optional() }, 'a table ([secrets])').optional(),
   http_service: table({
     internal_port: port().optional(),
     force_https: bool().optional(),
@@ -313,6 +314,7 @@ export const FLY_NOTES: Record<string, string> = {
   swap_size_mb: 'Ward instances have no swap',
   console_command: '`ward ssh console -C COMMAND` takes the command',
   experimental: 'Ward has no experimental section',
+  files: 'Ward writes secrets as files only under /run/secrets (a tmpfs): list their names in [secrets] files',
 };
 
 /** unwrapOptional returns the schema inside any number of `.optional()` wrappers. */

@@ -43,6 +43,7 @@ export const ERROR_CODES = {
   usage: { status: 400, summary: 'A command was called with unknown or missing arguments or flags.' },
   not_logged_in: { status: 401, summary: 'The CLI has no session and no WARD_API_TOKEN.' },
   api_unreachable: { status: 503, summary: 'The CLI could not connect to the Ward API.' },
+  deploy_failed: { status: 409, summary: 'The release `ward deploy` followed failed; the previous release keeps serving.' },
   database_unreachable: { status: 503, summary: 'The server could not connect to its database.' },
   data_dir: { status: 500, summary: 'The data directory cannot be created, read or written.' },
   listen_failed: { status: 500, summary: 'A listener (the edge\'s HTTP, HTTPS or a TCP service port) cannot bind its address.' },

@@ -19,6 +19,17 @@ export const REDACT_PATHS = [
   '*.session.token',
   '*.invite.code',
   'body.password',
+  // Secret values (ARCHITECTURE.md §4.3): request bodies of the secrets routes, delivered environments,
+  // instance specs (process.env holds secrets), wherever a log call might carry them by mistake.
+  'values',
+  '*.values',
+  'dotenv',
+  '*.dotenv',
+  'env',
+  '*.env',
+  '*.*.env',
+  'secrets',
+  '*.secrets',
 ];
 
 /** newLogger makes the JSON logger every server role writes through. */

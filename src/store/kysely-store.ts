@@ -7,6 +7,10 @@ import { StoreConflictError } from './types.ts';
 import type { ApiTokenRepo, AppRepo, AuditKeyRecord, AuditQuery, AuditRepo, FactorRepo, InviteRepo, MembershipRepo, OrgRepo, PolicyRepo, RecoveryCodeRepo, SessionRepo, Store, ThrottleRepo, UserRepo } from './types.ts';
 import type { AuditRecord, Checkpoint } from '../audit/index.ts';
 import { ApiTokens, Factors, LoginThrottle, Policies, RecoveryCodes } from './identity-repos.ts';
+import { Hosts, Instances, Releases } from './runtime-repos.ts';
+import type { HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
+import { DataKeys, HostCredentials, SecretDeliveries, Secrets } from './secret-repos.ts';
+import type { DataKeyRepo, HostCredentialRepo, SecretDeliveryRepo, SecretRepo } from './types.ts';
 
 export type StoreKind = Store['kind'];
 
@@ -33,6 +37,13 @@ export class KyselyStore implements Store {
   readonly tokens: ApiTokenRepo;
   readonly policies: PolicyRepo;
   readonly throttle: ThrottleRepo;
+  readonly hosts: HostRepo;
+  readonly releases: ReleaseRepo;
+  readonly instances: InstanceRepo;
+  readonly dataKeys: DataKeyRepo;
+  readonly secrets: SecretRepo;
+  readonly secretDeliveries: SecretDeliveryRepo;
+  readonly hostCredentials: HostCredentialRepo;
   readonly #db: Kysely<DB>;
   readonly #tx: WriteGuard | undefined;
   #closed = false;
@@ -54,6 +65,13 @@ export class KyselyStore implements Store {
     this.tokens = new ApiTokens(ctx);
     this.policies = new Policies(ctx);
     this.throttle = new LoginThrottle(ctx);
+    this.hosts = new Hosts(ctx);
+    this.releases = new Releases(ctx);
+    this.instances = new Instances(ctx);
+    this.dataKeys = new DataKeys(ctx);
+    this.secrets = new Secrets(ctx);
+    this.secretDeliveries = new SecretDeliveries(ctx);
+    this.hostCredentials = new HostCredentials(ctx);
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -238,4 +238,147 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 4,
+    name: 'hosts-releases-instances',
+    async up(db) {
+      // Hosts that run agents. capacity is JSON text ({memoryBytes, cpus}): portable, and a float of
+      // CPUs needs no dialect-specific column type.
+      await db.schema
+        .createTable('hosts')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('region', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('capacity', 'text', (c) => c.notNull())
+        .addColumn('last_heartbeat', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('hosts.id'), ['id'])
+        .addUniqueConstraint(constraintName('hosts.name'), ['name'])
+        .execute();
+
+      // One row per deploy of an app: version counts 1, 2, … per app. config is the normalized
+      // ward.toml as JSON text; secrets_version pins the secrets the release runs with (issue "Secrets").
+      await db.schema
+        .createTable('releases')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('image_ref', 'text', (c) => c.notNull())
+        .addColumn('image_digest', 'text', (c) => c.notNull())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('secrets_version', 'integer')
+        .addColumn('strategy', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text')
+        // The person (a token acts for its creator) who deployed; null once they are gone, or for Ward itself.
+        .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('releases.id'), ['id'])
+        .addUniqueConstraint(constraintName('releases.app_version'), ['app_id', 'version'])
+        .execute();
+      await db.schema.createIndex('releases_status_idx').on('releases').column('status').execute();
+
+      // Instances: desired_state is the control plane's wish, the observed columns are the agent's
+      // reports. restart_generation is bumped to ask for a restart; the agent applies each value once.
+      await db.schema
+        .createTable('instances')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('release_id', 'text', (c) => c.notNull().references('releases.id').onDelete('cascade'))
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id'))
+        .addColumn('region', 'text', (c) => c.notNull())
+        .addColumn('desired_state', 'text', (c) => c.notNull())
+        .addColumn('restart_generation', 'integer', (c) => c.notNull())
+        .addColumn('observed_state', 'text', (c) => c.notNull())
+        .addColumn('health', 'text', (c) => c.notNull())
+        .addColumn('private_ipv6', 'text')
+        .addColumn('private_ipv4', 'text')
+        .addColumn('pid', 'integer')
+        .addColumn('restarts', 'integer', (c) => c.notNull())
+        .addColumn('last_exit_code', 'integer')
+        .addColumn('last_exit_reason', 'text')
+        .addColumn('last_exit_at', 'text')
+        // last_log is the tail of the instance's output when it failed (JSON array of lines, capped).
+        .addColumn('last_log', 'text')
+        .addColumn('started_at', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('instances.id'), ['id'])
+        .execute();
+      await db.schema.createIndex('instances_app_id_idx').on('instances').column('app_id').execute();
+      await db.schema.createIndex('instances_host_id_idx').on('instances').column('host_id').execute();
+      await db.schema.createIndex('instances_release_id_idx').on('instances').column('release_id').execute();
+    },
+  },
+  {
+    version: 5,
+    name: 'secrets-vault',
+    async up(db) {
+      // Data keys, wrapped by the KEK (src/secrets). An app's key is deleted with the app: every copy of
+      // its ciphertext, in backups too, becomes unreadable (crypto-shredding). The server's own root key
+      // has owner 'server' and no app.
+      await db.schema
+        .createTable('data_keys')
+        .addColumn('owner', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text', (c) => c.references('apps.id').onDelete('cascade'))
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('kek_id', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('rewrapped_at', 'text')
+        .addPrimaryKeyConstraint(constraintName('data_keys.owner'), ['owner'])
+        .execute();
+
+      await db.schema
+        .createTable('secret_versions')
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('change', 'text', (c) => c.notNull())
+        .addColumn('staged', 'integer', (c) => c.notNull())
+        .addColumn('names', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addPrimaryKeyConstraint(constraintName('secret_versions.app_version'), ['app_id', 'version'])
+        .execute();
+
+      // Values are ciphertext only; `sealed` null records an unset. Rows are kept per version so a
+      // release (or a rollback to it) gets exactly the values it pinned.
+      await db.schema
+        .createTable('secret_values')
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('version', 'integer', (c) => c.notNull())
+        .addColumn('sealed', 'text')
+        .addColumn('digest', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('secret_values.app_name_version'), ['app_id', 'name', 'version'])
+        .execute();
+
+      // Single-use delivery tokens, by SHA-256. They go with their instance and host.
+      await db.schema
+        .createTable('secret_deliveries')
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('instance_id', 'text', (c) => c.notNull().references('instances.id').onDelete('cascade'))
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('secrets_version', 'integer', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('used_at', 'text')
+        .addPrimaryKeyConstraint(constraintName('secret_deliveries.token_hash'), ['token_hash'])
+        .execute();
+      await db.schema.createIndex('secret_deliveries_expires_at_idx').on('secret_deliveries').column('expires_at').execute();
+
+      // The credential an agent authenticates with, one per host, by SHA-256.
+      await db.schema
+        .createTable('host_credentials')
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id').onDelete('cascade'))
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('host_credentials.host_id'), ['host_id'])
+        .addUniqueConstraint(constraintName('host_credentials.token_hash'), ['token_hash'])
+        .execute();
+    },
+  },
 ];

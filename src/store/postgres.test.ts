@@ -10,6 +10,8 @@ import type { Migration } from './migrations.ts';
 import { PostgresStore } from './postgres.ts';
 import { aMembership, aUser, anOrg, runStoreContract } from './store.contract.ts';
 import { runIdentityContract } from './identity.contract.ts';
+import { runRuntimeContract } from './runtime.contract.ts';
+import { runSecretsContract } from './secrets.contract.ts';
 
 const ADMIN_URL = process.env.WARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUN = `ward_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -50,7 +52,7 @@ async function query<T>(database: string, text: string, params: unknown[] = []):
 }
 
 // Every table, emptied between contract tests.
-const TABLES = 'users, orgs, memberships, sessions, invites, apps, audit_entries, audit_checkpoints, audit_keys, auth_factors, recovery_codes, api_tokens, org_policies, login_throttle';
+const TABLES = 'users, orgs, memberships, sessions, invites, apps, audit_entries, audit_checkpoints, audit_keys, auth_factors, recovery_codes, api_tokens, org_policies, login_throttle, hosts, releases, instances, data_keys, secret_versions, secret_values, secret_deliveries, host_credentials';
 
 let contractDb = '';
 before(async () => {
@@ -70,6 +72,18 @@ runStoreContract('PostgresStore', async () => {
 });
 
 runIdentityContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
+runSecretsContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
+runRuntimeContract('PostgresStore', async () => {
   const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
   await query(contractDb, `truncate ${TABLES} cascade`);
   return { store, cleanup: () => store.close() };

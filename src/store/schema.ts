@@ -154,6 +154,108 @@ export interface LoginThrottleTable {
   blocked_until: string | null;
 }
 
+/** HostsTable lists the hosts that run agents; capacity is JSON text ({memoryBytes, cpus}). Migration 4. */
+export interface HostsTable {
+  id: string;
+  name: string;
+  region: string;
+  status: string;
+  capacity: string;
+  last_heartbeat: string;
+  created_at: string;
+}
+
+/** ReleasesTable holds each deploy of an app (Release in src/core/runtime-types.ts); config is JSON text. Migration 4. */
+export interface ReleasesTable {
+  id: string;
+  app_id: string;
+  version: number;
+  image_ref: string;
+  image_digest: string;
+  config: string;
+  secrets_version: number | null;
+  strategy: string;
+  status: string;
+  reason: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** InstancesTable holds desired and observed state of each instance (Instance in src/core/runtime-types.ts). Migration 4. */
+export interface InstancesTable {
+  id: string;
+  app_id: string;
+  release_id: string;
+  host_id: string;
+  region: string;
+  desired_state: string;
+  restart_generation: number;
+  observed_state: string;
+  health: string;
+  private_ipv6: string | null;
+  private_ipv4: string | null;
+  pid: number | null;
+  restarts: number;
+  last_exit_code: number | null;
+  last_exit_reason: string | null;
+  last_exit_at: string | null;
+  last_log: string | null;
+  started_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** DataKeysTable holds wrapped data keys: the server's root key (owner `server`) and one per app. Migration 5. */
+export interface DataKeysTable {
+  owner: string;
+  app_id: string | null;
+  wrapped_key: string;
+  kek_id: string;
+  created_at: string;
+  rewrapped_at: string | null;
+}
+
+/** SecretVersionsTable holds one row per version of an app's secrets; `names` is a JSON array, `staged` 0 or 1. Migration 5. */
+export interface SecretVersionsTable {
+  app_id: string;
+  version: number;
+  change: string;
+  staged: number;
+  names: string;
+  created_at: string;
+  created_by: string | null;
+}
+
+/** SecretValuesTable holds secret values as ciphertext, one row per (app, name, version); `sealed` null is an unset. Migration 5. */
+export interface SecretValuesTable {
+  app_id: string;
+  name: string;
+  version: number;
+  sealed: string | null;
+  digest: string | null;
+  created_at: string;
+}
+
+/** SecretDeliveriesTable holds single-use delivery tokens by their SHA-256. Migration 5. */
+export interface SecretDeliveriesTable {
+  token_hash: string;
+  app_id: string;
+  instance_id: string;
+  host_id: string;
+  secrets_version: number;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+/** HostCredentialsTable holds the SHA-256 of each host's agent credential. Migration 5. */
+export interface HostCredentialsTable {
+  host_id: string;
+  token_hash: string;
+  created_at: string;
+}
+
 /** WardMigrationsTable records each applied migration; see migrate.ts. */
 export interface WardMigrationsTable {
   version: number;
@@ -177,6 +279,14 @@ export interface DB {
   api_tokens: ApiTokensTable;
   org_policies: OrgPoliciesTable;
   login_throttle: LoginThrottleTable;
+  hosts: HostsTable;
+  releases: ReleasesTable;
+  instances: InstancesTable;
+  data_keys: DataKeysTable;
+  secret_versions: SecretVersionsTable;
+  secret_values: SecretValuesTable;
+  secret_deliveries: SecretDeliveriesTable;
+  host_credentials: HostCredentialsTable;
   ward_migrations: WardMigrationsTable;
 }
 
@@ -210,6 +320,17 @@ export const CONSTRAINTS = [
   { rule: 'api_tokens.token_hash', pg: 'api_tokens_token_hash_key', sqlite: 'api_tokens.token_hash' },
   { rule: 'org_policies.org_id', pg: 'org_policies_pkey', sqlite: 'org_policies.org_id' },
   { rule: 'login_throttle.key', pg: 'login_throttle_pkey', sqlite: 'login_throttle.key' },
+  { rule: 'hosts.id', pg: 'hosts_pkey', sqlite: 'hosts.id' },
+  { rule: 'hosts.name', pg: 'hosts_name_key', sqlite: 'hosts.name' },
+  { rule: 'releases.id', pg: 'releases_pkey', sqlite: 'releases.id' },
+  { rule: 'releases.app_version', pg: 'releases_app_version_key', sqlite: 'releases.app_id, releases.version' },
+  { rule: 'instances.id', pg: 'instances_pkey', sqlite: 'instances.id' },
+  { rule: 'data_keys.owner', pg: 'data_keys_pkey', sqlite: 'data_keys.owner' },
+  { rule: 'secret_versions.app_version', pg: 'secret_versions_pkey', sqlite: 'secret_versions.app_id, secret_versions.version' },
+  { rule: 'secret_values.app_name_version', pg: 'secret_values_pkey', sqlite: 'secret_values.app_id, secret_values.name, secret_values.version' },
+  { rule: 'secret_deliveries.token_hash', pg: 'secret_deliveries_pkey', sqlite: 'secret_deliveries.token_hash' },
+  { rule: 'host_credentials.host_id', pg: 'host_credentials_pkey', sqlite: 'host_credentials.host_id' },
+  { rule: 'host_credentials.token_hash', pg: 'host_credentials_token_hash_key', sqlite: 'host_credentials.token_hash' },
 ] as const;
 
 /** constraintName returns the PostgreSQL name of a uniqueness rule, for the DDL in migrations.ts. */

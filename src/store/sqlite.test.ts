@@ -11,6 +11,8 @@ import type { Migration } from './migrations.ts';
 import { SqliteStore, sqliteKysely } from './sqlite.ts';
 import { aMembership, aUser, anOrg, runStoreContract } from './store.contract.ts';
 import { runIdentityContract } from './identity.contract.ts';
+import { runRuntimeContract } from './runtime.contract.ts';
+import { runSecretsContract } from './secrets.contract.ts';
 
 let root = '';
 before(async () => {
@@ -37,6 +39,30 @@ runStoreContract('SqliteStore (file)', async () => {
 });
 
 runIdentityContract('SqliteStore (file)', async () => {
+  const dir = await freshDir();
+  const store = await SqliteStore.open({ dataDir: dir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+runSecretsContract('SqliteStore (file)', async () => {
+  const dir = await freshDir();
+  const store = await SqliteStore.open({ dataDir: dir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+runRuntimeContract('SqliteStore (file)', async () => {
   const dir = await freshDir();
   const store = await SqliteStore.open({ dataDir: dir });
   return {

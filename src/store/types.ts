@@ -1,4 +1,5 @@
 import type { ApiToken, App, AuthFactor, Invite, Membership, Org, OrgPolicy, Role, Session, ThrottleEntry, User } from '../core/index.ts';
+import type { DesiredState, Host, HostStatus, Instance, InstanceReport, Release, ReleaseStatus } from '../core/index.ts';
 import type { AuditRecord, Checkpoint } from '../audit/index.ts';
 
 /**
@@ -30,6 +31,13 @@ export interface Store {
   readonly policies: PolicyRepo;
   readonly throttle: ThrottleRepo;
   readonly audit: AuditRepo;
+  readonly hosts: HostRepo;
+  readonly releases: ReleaseRepo;
+  readonly instances: InstanceRepo;
+  readonly dataKeys: DataKeyRepo;
+  readonly secrets: SecretRepo;
+  readonly secretDeliveries: SecretDeliveryRepo;
+  readonly hostCredentials: HostCredentialRepo;
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** ping checks the database answers; it throws when it does not. */
   ping(): Promise<void>;
@@ -225,6 +233,194 @@ export interface ThrottleRepo {
   clear(key: string): Promise<void>;
   /** deleteStale removes entries whose window started before `before` and that are not blocked after it. */
   deleteStale(before: string): Promise<number>;
+}
+
+/** HostRepo stores the hosts that run agents (issue "Runtime", migration 4); rules `hosts.id`, `hosts.name`. */
+export interface HostRepo {
+  /**
+   * register records a host that starts its agent: it creates the row, or, for an id already known,
+   * updates its name, region, capacity, status and heartbeat (an agent restarting with new settings).
+   */
+  register(h: Host): Promise<void>;
+  get(id: string): Promise<Host | undefined>;
+  findByName(name: string): Promise<Host | undefined>;
+  /** list returns every host, by name. */
+  list(): Promise<Host[]>;
+  /** heartbeat moves lastHeartbeat forward to at, never back. */
+  heartbeat(id: string, at: string): Promise<void>;
+  setStatus(id: string, status: HostStatus): Promise<void>;
+}
+
+/**
+ * ReleaseRepo stores releases; rule `releases.app_version` makes version unique per app, so two deploys
+ * racing for version n+1 cannot both win: the loser gets StoreConflictError and retries.
+ */
+export interface ReleaseRepo {
+  create(r: Release): Promise<void>;
+  get(id: string): Promise<Release | undefined>;
+  findByVersion(appId: string, version: number): Promise<Release | undefined>;
+  /** latestVersion is the app's highest release version, 0 when it has none. */
+  latestVersion(appId: string): Promise<number>;
+  /** listForApp returns the app's releases, newest first, at most limit of them when given. */
+  listForApp(appId: string, limit?: number): Promise<Release[]>;
+  /** listByStatus returns every release in one of these states, oldest first: deploys to resume after a restart. */
+  listByStatus(statuses: readonly ReleaseStatus[]): Promise<Release[]>;
+  /**
+   * transition moves a release to status `to` (with reason) only if its status is one of `from`, and
+   * returns whether it did: one conditional UPDATE, so of two control planes driving the same deploy,
+   * exactly one makes each step.
+   */
+  transition(id: string, from: readonly ReleaseStatus[], to: ReleaseStatus, reason: string | null, at: string): Promise<boolean>;
+}
+
+/**
+ * InstanceRepo stores instances: the control plane writes desired state (create, setDesired,
+ * requestRestart), agents write observed state (report). Rule `instances.id`.
+ */
+export interface InstanceRepo {
+  create(i: Instance): Promise<void>;
+  get(id: string): Promise<Instance | undefined>;
+  /** listForApp returns the app's instances, oldest first; `active` keeps only those that want to run or have not yet stopped. */
+  listForApp(appId: string, options?: { active?: boolean }): Promise<Instance[]>;
+  listForRelease(releaseId: string): Promise<Instance[]>;
+  /**
+   * listForHost returns what an agent must act on: instances placed on the host that want to run or
+   * whose observed state is not yet `stopped`, oldest first.
+   */
+  listForHost(hostId: string): Promise<Instance[]>;
+  /** setDesired sets the desired state; returns false when there is no such instance. */
+  setDesired(id: string, desired: DesiredState, at: string): Promise<boolean>;
+  /** requestRestart bumps restartGeneration atomically and returns the new value (undefined: no such instance). */
+  requestRestart(id: string, at: string): Promise<number | undefined>;
+  /** report writes the observed fields present in r; returns false when there is no such instance. */
+  report(id: string, r: InstanceReport, at: string): Promise<boolean>;
+  delete(id: string): Promise<void>;
+}
+
+/**
+ * DataKeyRecord is a data key in wrapped form (src/secrets): the server's own root key (owner `server`,
+ * appId null) or an app's (owner = appId). Only the KeyProvider can unwrap it. Migration 5.
+ */
+export interface DataKeyRecord {
+  owner: string;
+  appId: string | null;
+  /** wrapped is the key as the KeyProvider wrapped it (`w1.<kek id>.…`). */
+  wrapped: string;
+  /** kekId names the key-encryption key that wrapped it; a KEK rotation looks for the others. */
+  kekId: string;
+  createdAt: string;
+  rewrappedAt: string | null;
+}
+
+/**
+ * DataKeyRepo stores wrapped data keys, one per owner (rule `data_keys.owner`). An app's key goes with
+ * the app (foreign key, cascade): destroying an app makes every copy of its ciphertext, backups
+ * included, unreadable.
+ */
+export interface DataKeyRepo {
+  get(owner: string): Promise<DataKeyRecord | undefined>;
+  /** create stores a new key; a second key for one owner throws StoreConflictError `data_keys.owner`. */
+  create(k: DataKeyRecord): Promise<void>;
+  /** list returns every data key, by owner (a KEK rotation walks them). */
+  list(): Promise<DataKeyRecord[]>;
+  /** rewrap replaces an owner's wrapped key only if it is still `expected`; returns whether it did. */
+  rewrap(owner: string, expected: string, wrapped: string, kekId: string, at: string): Promise<boolean>;
+}
+
+/** SecretChange is what made a secrets version: `ward secrets set`, `unset` or `import`. */
+export type SecretChange = 'set' | 'unset' | 'import';
+
+/** SecretVersionRecord is one version of an app's secrets: which change made it, of which names, by whom. */
+export interface SecretVersionRecord {
+  appId: string;
+  /** version counts 1, 2, … per app; a release pins one. */
+  version: number;
+  change: SecretChange;
+  /** staged: stored without rolling the app's instances (`--stage`). */
+  staged: boolean;
+  /** names are the names the change touched (never values). */
+  names: string[];
+  createdAt: string;
+  /** createdBy is the person (a token acts for its creator); null once they are gone. */
+  createdBy: string | null;
+}
+
+/**
+ * SecretValueRecord is one name's value as of one version: `sealed` is its ciphertext (AES-256-GCM under
+ * the app's data key, bound to org, app, name and version), null when the change unset the name.
+ */
+export interface SecretValueRecord {
+  appId: string;
+  name: string;
+  version: number;
+  sealed: string | null;
+  /** digest is the keyed digest `secrets list` shows; null for an unset. */
+  digest: string | null;
+  createdAt: string;
+}
+
+/**
+ * SecretRepo stores versioned secrets as ciphertext. A change writes a new version (rule
+ * `secret_versions.app_version`) and a record for each name it touched; the app's secrets as of version
+ * v are, per name, the newest record at or before v. Changes of one app are serialized: `latestVersion`
+ * inside a transaction holds the app's secrets until the transaction ends (PostgreSQL advisory lock;
+ * SQLite transactions already exclude each other).
+ */
+export interface SecretRepo {
+  /** latestVersion is the app's newest secrets version, 0 when it never had any. */
+  latestVersion(appId: string): Promise<number>;
+  addVersion(v: SecretVersionRecord): Promise<void>;
+  /** putValues stores records; a second record for one (app, name, version) is `secret_values.app_name_version`. */
+  putValues(rows: readonly SecretValueRecord[]): Promise<void>;
+  /** at returns the app's secrets as of version, by name (byte order), leaving out names unset by then. */
+  at(appId: string, version: number): Promise<SecretValueRecord[]>;
+  getVersion(appId: string, version: number): Promise<SecretVersionRecord | undefined>;
+  /** listVersions returns the app's versions, newest first, at most limit when given. */
+  listVersions(appId: string, limit?: number): Promise<SecretVersionRecord[]>;
+}
+
+/**
+ * SecretDeliveryRecord is a delivery token, minted when an instance is placed on a host: it lets that
+ * host's agent fetch that instance's secrets, as of one version, once, before expiresAt. Only the
+ * token's SHA-256 is stored.
+ */
+export interface SecretDeliveryRecord {
+  tokenHash: string;
+  appId: string;
+  instanceId: string;
+  hostId: string;
+  secretsVersion: number;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
+/** SecretDeliveryRepo stores delivery tokens; rule `secret_deliveries.token_hash`. */
+export interface SecretDeliveryRepo {
+  create(d: SecretDeliveryRecord): Promise<void>;
+  find(tokenHash: string): Promise<SecretDeliveryRecord | undefined>;
+  /**
+   * take marks an unused token that has not expired at `at` as used and returns it; undefined for an
+   * unknown, spent or expired one. One conditional UPDATE: of two requests racing, exactly one wins.
+   */
+  take(tokenHash: string, at: string): Promise<SecretDeliveryRecord | undefined>;
+  /** deleteExpired removes tokens that expired before `before`; returns how many. */
+  deleteExpired(before: string): Promise<number>;
+}
+
+/** HostCredentialRecord is the SHA-256 of the bearer secret (`ward_hst_…`) an agent authenticates with. */
+export interface HostCredentialRecord {
+  hostId: string;
+  tokenHash: string;
+  createdAt: string;
+}
+
+/** HostCredentialRepo stores one credential per host (rules `host_credentials.host_id`, `host_credentials.token_hash`). */
+export interface HostCredentialRepo {
+  /** put sets the host's credential, replacing (and so revoking) any previous one. */
+  put(c: HostCredentialRecord): Promise<void>;
+  findByTokenHash(tokenHash: string): Promise<HostCredentialRecord | undefined>;
+  remove(hostId: string): Promise<void>;
 }
 
 /** StoreConflictError is thrown when a write breaks a uniqueness rule; `constraint` names the rule. */

@@ -14,6 +14,9 @@ import { openStore, type Store } from '../../src/store/index.ts';
 import { ManualClock, ROLES, type Role } from '../../src/core/index.ts';
 import { ACTIONS, can, ORG_ACTIONS, SCOPE_ACTIONS, totpCode, type Action } from '../../src/auth/index.ts';
 import { newLogger } from '../../src/server/index.ts';
+import { ImageStore } from '../../src/agent/runtime/index.ts';
+import { LogJournal } from '../../src/agent/index.ts';
+import { ociArchive } from '../fixtures/archives.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -45,6 +48,7 @@ describe('route authorization table', () => {
   let readToken: string;
   let blocked: Persona; // a member of "strict", which requires MFA, without MFA
   let appName: string;
+  let archive: Buffer;
   let seq = 0;
   const uniq = (p: string) => `${p}-${++seq}`;
 
@@ -79,7 +83,30 @@ describe('route authorization table', () => {
    * FIXTURES make a request that succeeds for a caller allowed to make it. A route without a fixture is
    * tried with its path parameters filled in and an empty body; when that is not enough, add one here.
    */
+  /** uploaded uploads the test archive for an app and returns its digest. */
+  async function uploaded(app: string): Promise<string> {
+    const r = await api.inject({ method: 'POST', url: `/v1/apps/${app}/images?format=oci-archive`, payload: archive, headers: { authorization: `Bearer ${personas.owner.token}`, 'content-type': 'application/octet-stream' } });
+    ok(r, 'upload');
+    return body(r).image.digest;
+  }
+
+  /** deployed makes a fresh app with release v1 placed (no agent runs it here). */
+  async function deployed(): Promise<string> {
+    const app = await newApp();
+    ok(await call('POST', `/v1/apps/${app}/deploy`, personas.owner.token, { image: await uploaded(app) }), 'deploy');
+    return app;
+  }
+
   const FIXTURES: Record<string, (who: Persona) => Promise<Call>> = {
+    // Each deploy needs an app of its own: a release stays `running` here (no Deployer runs), and an
+    // app deploys one release at a time.
+    'POST /v1/apps/:app/deploy': async () => {
+      const app = await newApp();
+      return { url: `/v1/apps/${app}/deploy`, payload: { image: await uploaded(app), config: { app } } };
+    },
+    'POST /v1/apps/:app/images': async () => ({ url: `/v1/apps/${appName}/images?format=oci-archive`, payload: archive }),
+    'GET /v1/apps/:app/releases/:version': async () => ({ url: `/v1/apps/${await deployed()}/releases/1` }),
+    'POST /v1/apps/:app/restart': async () => ({ url: `/v1/apps/${await deployed()}/restart`, payload: {} }),
     'POST /v1/auth/logout': async (who) => ({ url: '/v1/auth/logout', token: await login(who.email) }),
     'POST /v1/auth/password': async (who) => {
       const f = await fresh(who.role);
@@ -111,6 +138,13 @@ describe('route authorization table', () => {
     'PUT /v1/orgs/:org/policy': async () => ({ url: '/v1/orgs/acme/policy', payload: { session_idle: '7d' } }),
     'POST /v1/apps': async () => ({ url: '/v1/apps', payload: { name: uniq('app'), org: 'acme' } }),
     'DELETE /v1/apps/:app': async () => ({ url: `/v1/apps/${await newApp()}` }),
+    'POST /v1/apps/:app/secrets': async () => ({ url: `/v1/apps/${appName}/secrets`, payload: { values: { [uniq('S').replace('-', '_')]: 'value' } } }),
+    'POST /v1/apps/:app/secrets/unset': async () => {
+      const name = uniq('U').replace('-', '_');
+      ok(await call('POST', `/v1/apps/${appName}/secrets`, personas.owner.token, { values: { [name]: 'doomed' }, stage: true }), 'set a secret to unset');
+      return { url: `/v1/apps/${appName}/secrets/unset`, payload: { names: [name] } };
+    },
+    'POST /v1/apps/:app/secrets/import': async () => ({ url: `/v1/apps/${appName}/secrets/import`, payload: { dotenv: `${uniq('I').replace('-', '_')}=from-dotenv\n` } }),
   };
 
   function fill(url: string): string {
@@ -135,11 +169,16 @@ describe('route authorization table', () => {
       clock,
       logger: newLogger('silent'),
       version: '0.0.0-test',
+      deploys: { images: new ImageStore({ dataDir: dir }), logs: new LogJournal({ dir: join(dir, 'logs') }), uploadDir: join(dir, 'uploads') },
       onRoute: (r: RouteOptions) => {
         for (const m of [r.method].flat() as Method[]) if ((m as string) !== 'HEAD') routes.push({ method: m, url: r.url, auth: r.config?.auth });
       },
     });
     await api.ready();
+    archive = await ociArchive();
+    // A host for deploys to place instances on (no agent runs them here).
+    const at = clock.now().toISOString();
+    await store.hosts.register({ id: 'hst_00000000000000000000000000', name: 'authz-host', region: 'local', status: 'ready', capacity: { memoryBytes: 8 * 1024 ** 3, cpus: 4 }, lastHeartbeat: at, createdAt: at });
 
     const first = await call('POST', '/v1/auth/signup', undefined, { email: 'owner@example.com', password: PASSWORD, org: 'acme' });
     ok(first, 'first signup');
@@ -173,7 +212,7 @@ describe('route authorization table', () => {
     assert.ok(routes.length >= 20, `collected ${routes.length} routes`);
     const undeclared = routes.filter((r) => r.auth === undefined).map((r) => `${r.method} ${r.url}`);
     assert.deepEqual(undeclared, [], 'routes without config.auth');
-    const unknown = routes.filter((r) => r.auth !== 'none' && !(ACTIONS as readonly unknown[]).includes(r.auth)).map((r) => `${r.method} ${r.url}: ${String(r.auth)}`);
+    const unknown = routes.filter((r) => r.auth !== 'none' && r.auth !== 'host' && !(ACTIONS as readonly unknown[]).includes(r.auth)).map((r) => `${r.method} ${r.url}: ${String(r.auth)}`);
     assert.deepEqual(unknown, [], 'routes declaring something that is not an action');
     const open = routes.filter((r) => r.auth === 'none').map((r) => `${r.method} ${r.url}`);
     assert.deepEqual(open.filter((r) => !PUBLIC.has(r)), [], 'unexpected public routes');
@@ -196,7 +235,7 @@ describe('route authorization table', () => {
   test('Nomad\'s four cases, for every authenticated route', async () => {
     const checked: string[] = [];
     for (const r of routes) {
-      if (r.auth === 'none' || r.auth === undefined) continue;
+      if (r.auth === 'none' || r.auth === undefined || r.auth === 'host') continue;
       const action = r.auth as Action;
       const name = `${r.method} ${r.url} (${action})`;
 
@@ -221,9 +260,27 @@ describe('route authorization table', () => {
     assert.ok(checked.length >= 15, `checked ${checked.length} routes`);
   });
 
+  test('agent routes (auth "host") take a host credential and refuse every person\'s, whatever the role', async () => {
+    const hostRoutes = routes.filter((r) => r.auth === 'host');
+    assert.ok(hostRoutes.length >= 1, 'the secrets delivery route is an agent route');
+    const people = [...ROLES.map((role) => ({ label: role, token: personas[role].token })), { label: 'read-scoped token', token: readToken }, { label: 'MFA-blocked member', token: blocked.token }];
+    for (const r of hostRoutes) {
+      const name = `${r.method} ${r.url}`;
+      const anon = await call(r.method, r.url, undefined, {});
+      assert.equal(anon.statusCode, 401, `${name}, no credential: ${anon.body}`);
+      for (const who of people) {
+        const res = await call(r.method, r.url, who.token, { token: 'ward_dlv_' + 'A'.repeat(43) });
+        assert.equal(res.statusCode, 401, `${name}, ${who.label}: ${res.body}`);
+        assert.equal(body(res).error.code, 'unauthenticated', `${name}, ${who.label}`);
+      }
+      const forged = await call(r.method, r.url, 'ward_hst_' + 'A'.repeat(43), { token: 'ward_dlv_' + 'A'.repeat(43) });
+      assert.equal(forged.statusCode, 401, `${name}, a forged host credential: ${forged.body}`);
+    }
+  });
+
   test('an unenrolled member of an MFA org may enrol and log out, and nothing else', async () => {
     for (const r of routes) {
-      if (r.auth === 'none' || r.auth === undefined || r.auth === 'account:enrol') continue;
+      if (r.auth === 'none' || r.auth === undefined || r.auth === 'account:enrol' || r.auth === 'host') continue;
       const c = await request(r.method, r.url, personas.owner);
       const res = await call(r.method, c.url, blocked.token, c.payload);
       assert.equal(res.statusCode, 403, `${r.method} ${r.url}: ${res.body}`);

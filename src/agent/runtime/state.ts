@@ -260,7 +260,8 @@ export class InstanceTracker {
     const stored = await readText(this.file(id, 'status.json'));
     if (stored !== undefined) {
       const s = JSON.parse(stored) as StoredExit;
-      return { ...s, exitedAt: new Date(s.exitedAt) };
+      // JSON drops an undefined signal; put the key back so every reader sees the same object.
+      return { code: s.code, signal: s.signal ?? undefined, reason: s.reason, exitedAt: new Date(s.exitedAt) };
     }
     const record = await this.readRecord(id);
     if (!record) return undefined;

@@ -4,11 +4,17 @@ import audit from './audit/index.ts';
 import auth from './auth/index.ts';
 import orgs from './orgs/index.ts';
 import server from './server.ts';
+import secrets from './secrets/index.ts';
 import tokens from './tokens/index.ts';
 import version from './version.ts';
+import deploy from './deploy.ts';
+import status from './status.ts';
+import restart from './restart.ts';
+import logs from './logs.ts';
+import releases from './releases/index.ts';
 
 /**
  * commandTree is every command the CLI knows: nouns with their verbs, and top-level commands. A new verb
  * is a file in `commands/<noun>/` added to that noun's index.ts; a new noun is a folder added here.
  */
-export const commandTree: CommandTree = [auth, orgs, apps, tokens, audit, server, version];
+export const commandTree: CommandTree = [auth, orgs, apps, deploy, status, releases, restart, logs, secrets, tokens, audit, server, version];

@@ -23,9 +23,9 @@ export default defineCommand({
   name: 'server',
   summary: 'Run the Ward platform: control plane, agent and edge',
   description: [
-    'Runs the roles named by --roles in this process. Today the control plane (the API and its state) is',
-    'live; the agent and edge roles arrive in later releases and are no-ops until then, as are the flags',
-    'that only they read (--http-listen, --https-listen, --acme-*, --region, --hostname).',
+    'Runs the roles named by --roles in this process: the control plane (the API and its state) and the',
+    'agent, which runs this host\'s instances under crun (it needs root; --roles control runs without it).',
+    'Stopping the server leaves the instances running; the next start adopts them.',
     '',
     'Each flag can also come from the environment (WARD_DATA_DIR for --data-dir, and so on) or from a',
     'snake_case key in the --config file (data_dir); flags win over the environment, which wins over the file.',

@@ -1,0 +1,106 @@
+/**
+ * The runtime side of `ward server`: the image store the control plane resolves deploys with, and, with
+ * the agent role, the agent running this host's instances in the same process (single-node mode).
+ * startServer (index.ts) calls these in order: prepareRuntime before the API is built (the API reads
+ * the same image store and log journal), start once it listens, close when it stops.
+ */
+import { join } from 'node:path';
+import { UserError } from '../core/index.ts';
+import type { ServerConfig } from '../config/index.ts';
+import type { Store } from '../store/index.ts';
+import { Agent, defaultHooks, secretsHook, StoreControlPlane, type AgentOptions, type InstanceHook, type HookDeps, type RestartSettings, type SecretsSource } from '../agent/index.ts';
+import { BridgeNetwork, type OrgNetwork } from '../agent/network/index.ts';
+import { CrunRuntime, ImageStore, type Runtime } from '../agent/runtime/index.ts';
+import type { DeployServiceOptions } from '../services/index.ts';
+import type { Logger } from 'pino';
+
+/** RuntimeOptions let tests (and operators embedding Ward) replace parts of the agent. */
+export interface RuntimeOptions {
+  /** runtime replaces CrunRuntime (tests use the runtime harness's, with its own run dir and cgroups). */
+  runtime?: Runtime;
+  /** network replaces the BridgeNetwork. */
+  network?: OrgNetwork;
+  /** runDir is Ward's tmpfs run directory (default /run/ward). */
+  runDir?: string;
+  restart?: Partial<RestartSettings>;
+  hooks?: (deps: HookDeps) => InstanceHook[];
+  secrets?: SecretsSource;
+  /** maxUploadBytes caps image uploads (default 10 GiB). */
+  maxUploadBytes?: number;
+  agent?: Partial<Pick<AgentOptions, 'reconcileIntervalMs' | 'heartbeatIntervalMs' | 'capture' | 'journal'>>;
+}
+
+/** RuntimeRole is what startServer holds of the runtime side. */
+export interface RuntimeRole {
+  /** agent runs this host's instances; undefined without the agent role. */
+  agent: Agent | undefined;
+  images: ImageStore;
+  /** apiDeps wire the deploy routes (images, logs, agents). */
+  apiDeps: NonNullable<Pick<DeployServiceOptions, 'images' | 'logs' | 'uploadDir' | 'maxUploadBytes' | 'onDesiredChange'>>;
+  /** start starts the agent; onReport is called with each instance report (the Deployer steps at once). */
+  start(onReport: () => void): Promise<void>;
+  /** close stops the agent, leaving its instances running unless stopInstances. */
+  close(options?: { stopInstances?: boolean }): Promise<void>;
+}
+
+/** agentUnavailable explains why this process cannot run the agent role. */
+export function agentUnavailable(): UserError | undefined {
+  if (process.platform !== 'linux') return new UserError('unavailable', 'the agent role runs on Linux only', { hint: 'run the control plane alone: ward server --roles control' });
+  if (process.getuid?.() !== 0) {
+    return new UserError('unavailable', 'the agent role needs root: it creates containers, network namespaces and cgroups', {
+      hint: 'run ward server as root, or run the control plane alone: ward server --roles control',
+    });
+  }
+  return undefined;
+}
+
+/** prepareRuntime makes the image store and, with the agent role, the agent (not started yet). */
+export function prepareRuntime(config: ServerConfig, store: Store, logger: Logger, options: RuntimeOptions = {}): RuntimeRole {
+  const images = new ImageStore({ dataDir: config.dataDir });
+  const withAgent = config.roles.includes('agent');
+  let onReport: () => void = () => {};
+  const link = new StoreControlPlane(store, { onReport: () => onReport() });
+  let agent: Agent | undefined;
+  if (withAgent) {
+    if (!options.runtime) {
+      const why = agentUnavailable();
+      if (why) throw why;
+    }
+    const runDir = options.runDir ?? '/run/ward';
+    agent = new Agent({
+      link,
+      runtime: options.runtime ?? new CrunRuntime({ runDir }),
+      // Attachments are records of namespaces, which a reboot ends: they belong on the tmpfs too.
+      network: options.network ?? new BridgeNetwork({ stateDir: join(runDir, 'network') }),
+      images,
+      dataDir: config.dataDir,
+      host: { name: config.hostname, region: config.region },
+      ...(options.restart ? { restart: options.restart } : {}),
+      // Secret files go on a tmpfs under the run dir, beside the runtime's: one place for the operator to look.
+      hooks: options.hooks ?? ((d: HookDeps) => defaultHooks(d).map((h) => (h.name === 'secrets' ? secretsHook(d.secrets, { filesRoot: join(runDir, 'secrets') }) : h))),
+      ...(options.secrets ? { secrets: options.secrets } : {}),
+      ...options.agent,
+      logger: logger.child({ role: 'agent' }),
+    });
+  }
+  return {
+    agent,
+    images,
+    apiDeps: {
+      images,
+      // The journal is on disk: the API reads it even while the agent is stopped; follow needs the agent.
+      ...(agent ? { logs: agent.journal } : {}),
+      uploadDir: join(config.dataDir, 'uploads'),
+      ...(options.maxUploadBytes ? { maxUploadBytes: options.maxUploadBytes } : {}),
+      onDesiredChange: () => link.notify(),
+    },
+    async start(report) {
+      onReport = report;
+      await agent?.start();
+    },
+    async close(opts = {}) {
+      await agent?.close(opts);
+      images.close();
+    },
+  };
+}
