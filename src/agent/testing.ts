@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newId, toTimestamp, type Instance, type InstanceReport, type Release } from '../core/index.ts';
+import { newId, newPlacement, toTimestamp, type Instance, type InstanceReport, type Release } from '../core/index.ts';
 import { normalizeAppConfig, validateAppConfig, type AppConfig } from '../config/index.ts';
 import type { Store } from '../store/index.ts';
 import type { Attachment, InstanceRef, OrgNetwork } from './network/index.ts';
@@ -171,28 +171,7 @@ export async function placeRelease(store: Store, seed: Seed, version: number, im
   await store.releases.create(release);
   const instances: Instance[] = [];
   for (let i = 0; i < count; i++) {
-    const inst: Instance = {
-      id: newId('instance'),
-      appId: seed.appId,
-      releaseId: release.id,
-      hostId: seed.hostId,
-      region: 'local',
-      desiredState: 'running',
-      restartGeneration: 0,
-      observedState: 'pending',
-      health: 'unknown',
-      privateIpv6: null,
-      privateIpv4: null,
-      pid: null,
-      restarts: 0,
-      lastExitCode: null,
-      lastExitReason: null,
-      lastExitAt: null,
-      lastLog: null,
-      startedAt: null,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const inst: Instance = newPlacement({ id: newId('instance'), appId: seed.appId, releaseId: release.id, hostId: seed.hostId, region: 'local', at: now });
     await store.instances.create(inst);
     instances.push(inst);
   }

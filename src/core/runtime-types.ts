@@ -118,3 +118,33 @@ export type InstanceReport = Partial<
     'observedState' | 'health' | 'privateIpv6' | 'privateIpv4' | 'pid' | 'restarts' | 'lastExitCode' | 'lastExitReason' | 'lastExitAt' | 'lastLog' | 'startedAt'
   >
 >;
+
+/**
+ * newPlacement returns a freshly placed instance: desired running, nothing observed yet. Every place
+ * that places instances (deploys, secret rollouts, tests) starts from it, so a new Instance field gets
+ * its initial value in one place.
+ */
+export function newPlacement(p: { id: string; appId: string; releaseId: string; hostId: string; region: string; at: Timestamp }): Instance {
+  return {
+    id: p.id,
+    appId: p.appId,
+    releaseId: p.releaseId,
+    hostId: p.hostId,
+    region: p.region,
+    desiredState: 'running',
+    restartGeneration: 0,
+    observedState: 'pending',
+    health: 'unknown',
+    privateIpv6: null,
+    privateIpv4: null,
+    pid: null,
+    restarts: 0,
+    lastExitCode: null,
+    lastExitReason: null,
+    lastExitAt: null,
+    lastLog: null,
+    startedAt: null,
+    createdAt: p.at,
+    updatedAt: p.at,
+  };
+}

@@ -11,7 +11,7 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { isId, newId, toTimestamp, UserError, type Clock, type Host, type Instance, type Release } from '../core/index.ts';
+import { isId, newId, newPlacement, toTimestamp, UserError, type Clock, type Host, type Instance, type Release } from '../core/index.ts';
 import { formatDiagnostics, normalizeAppConfig, validateAppConfig, type AppConfig, type KillSignal, type RawAppConfig } from '../config/index.ts';
 import type { Principal } from '../auth/index.ts';
 import { StoreConflictError, type Store } from '../store/index.ts';
@@ -305,28 +305,9 @@ export class DeployService {
             updatedAt: now,
           };
           await tx.releases.create(release);
-          const instances = hosts.map((h: Host): Instance => ({
-            id: newId('instance'),
-            appId: app.id,
-            releaseId: release.id,
-            hostId: h.id,
-            region: h.region,
-            desiredState: 'running',
-            restartGeneration: 0,
-            observedState: 'pending',
-            health: 'unknown',
-            privateIpv6: null,
-            privateIpv4: null,
-            pid: null,
-            restarts: 0,
-            lastExitCode: null,
-            lastExitReason: null,
-            lastExitAt: null,
-            lastLog: null,
-            startedAt: null,
-            createdAt: now,
-            updatedAt: now,
-          }));
+          const instances = hosts.map((h: Host): Instance =>
+            newPlacement({ id: newId('instance'), appId: app.id, releaseId: release.id, hostId: h.id, region: h.region, at: now }),
+          );
           for (const i of instances) await tx.instances.create(i);
           await this.#o.audit.record(tx, ctx, {
             orgId: app.orgId,

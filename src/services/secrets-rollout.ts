@@ -1,4 +1,4 @@
-import { newId, toTimestamp, type Clock, type Instance, type Release } from '../core/index.ts';
+import { newId, newPlacement, toTimestamp, type Clock, type Instance, type Release } from '../core/index.ts';
 import type { Auditor, CallContext } from '../audit/index.ts';
 import { StoreConflictError, type Store } from '../store/index.ts';
 import type { AppView } from './apps.ts';
@@ -77,26 +77,9 @@ export class ReleaseRollout implements SecretsRollout {
       updatedAt: now,
     };
     await tx.releases.create(release);
-    const instances = running.map((old): Instance => ({
-      ...old,
-      id: newId('instance'),
-      releaseId: release.id,
-      desiredState: 'running',
-      restartGeneration: 0,
-      observedState: 'pending',
-      health: 'unknown',
-      privateIpv6: null,
-      privateIpv4: null,
-      pid: null,
-      restarts: 0,
-      lastExitCode: null,
-      lastExitReason: null,
-      lastExitAt: null,
-      lastLog: null,
-      startedAt: null,
-      createdAt: now,
-      updatedAt: now,
-    }));
+    const instances = running.map((old): Instance =>
+      newPlacement({ id: newId('instance'), appId: old.appId, releaseId: release.id, hostId: old.hostId, region: old.region, at: now }),
+    );
     for (const i of instances) await tx.instances.create(i);
     await this.#o.audit.record(tx, ctx, {
       orgId: app.orgId,
