@@ -17,7 +17,7 @@ import { readJson, writeAtomic } from './files.ts';
 import { HealthRegistry } from './health/index.ts';
 import { defaultHooks, type HealthHookOptions, type HookDeps, type InstanceHook, type SecretsSource } from './hooks/index.ts';
 import { LogJournal, type CaptureOptions, type JournalLimits } from './logs/index.ts';
-import type { OrgNetwork } from './network/index.ts';
+import type { DnsRecord, OrgNetwork } from './network/index.ts';
 import { DEFAULT_RESTART, type RestartSettings } from './restart-policy.ts';
 import type { InstanceInfo, Runtime } from './runtime/index.ts';
 import { InstanceSupervisor, type StateFile, type SupervisorState } from './supervisor.ts';
@@ -45,6 +45,16 @@ export interface AgentOptions {
   /** journalRetentionMs: journals of instances gone from this host are kept this long; default 7 days. */
   journalRetentionMs?: number;
   logger?: AgentLogger;
+  /**
+   * dns hears the instances running here whenever they change (the internal resolver's records:
+   * app, instance, region, org, address); none when the network has no resolver.
+   */
+  dns?: DnsPublisher;
+}
+
+/** DnsPublisher is the internal resolver as the agent feeds it (InternalResolver implements it). */
+export interface DnsPublisher {
+  setRecords(records: DnsRecord[]): void;
 }
 
 /** hostCapacity is what this machine has: its memory and CPUs. */
@@ -91,6 +101,12 @@ export class Agent {
   #again = false;
   #closed = false;
   #lastPrune = 0;
+  /** #observed is each supervised instance's last reported state (what DNS publishes: running ones). */
+  readonly #observed = new Map<string, string>();
+  #publishing: Promise<void> | undefined;
+  #publishAgain = false;
+  /** #orgSettings is each org's network settings as last applied (ensure runs again only on a change). */
+  readonly #orgSettings = new Map<string, string>();
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -187,6 +203,19 @@ export class Agent {
       this.#logger.warn({ err: e }, 'cannot read assignments; keeping instances as they are');
       return;
     }
+    // Each org's settings (egress) as the control plane has them now: ensure applies a change at once
+    // and is a no-op otherwise.
+    const orgs = new Map(assignments.map((a) => [a.app.orgId, a.app.network]));
+    for (const [orgId, opts] of orgs) {
+      const key = JSON.stringify(opts ?? {});
+      if (this.#orgSettings.get(orgId) === key) continue;
+      try {
+        await this.#o.network.ensure(orgId, opts);
+        this.#orgSettings.set(orgId, key);
+      } catch (e) {
+        this.#logger.warn({ err: e, org_id: orgId }, 'cannot apply org network settings');
+      }
+    }
     const seen = new Set<string>();
     for (const a of assignments) {
       const id = a.instance.id;
@@ -205,7 +234,13 @@ export class Agent {
         state: this.#state,
         restart: this.#restart,
         host: { id: this.#hostId, name: this.#o.host.name, region: this.#o.host.region },
-        report: (instanceId, r) => this.#o.link.report(instanceId, r),
+        report: (instanceId, r) => {
+          if (r.observedState && r.observedState !== this.#observed.get(instanceId)) {
+            this.#observed.set(instanceId, r.observedState);
+            this.#publishDns();
+          }
+          return this.#o.link.report(instanceId, r);
+        },
         logger: this.#logger,
       });
       this.#sups.set(id, sup);
@@ -221,8 +256,42 @@ export class Agent {
       await sup.remove();
       this.#sups.delete(id);
     }
+    for (const id of this.#observed.keys()) if (!this.#sups.has(id)) this.#observed.delete(id);
+    this.#publishDns();
     await this.#removeOrphans(seen);
     await this.#pruneJournals(seen);
+  }
+
+  /**
+   * #publishDns gives the resolver the instances running here: each supervised instance reported
+   * `running` that has an attachment, with its app, org and region from its assignment. Calls never
+   * overlap; one that arrives during a pass makes one more.
+   */
+  #publishDns(): void {
+    const dns = this.#o.dns;
+    if (!dns || this.#closed) return;
+    if (this.#publishing) {
+      this.#publishAgain = true;
+      return;
+    }
+    this.#publishing = (async () => {
+      do {
+        this.#publishAgain = false;
+        const attachments = new Map((await this.#o.network.attachments()).map((a) => [a.instanceId, a]));
+        const records: DnsRecord[] = [];
+        for (const [id, sup] of this.#sups) {
+          const at = attachments.get(id);
+          if (!at || this.#observed.get(id) !== 'running') continue;
+          const a = sup.assignment;
+          records.push({ orgId: a.app.orgId, app: a.app.name, instanceId: id, region: a.instance.region, ipv6: at.ipv6 });
+        }
+        dns.setRecords(records);
+      } while (this.#publishAgain && !this.#closed);
+    })()
+      .catch((e: unknown) => this.#logger.warn({ err: e }, 'cannot publish DNS records'))
+      .finally(() => {
+        this.#publishing = undefined;
+      });
   }
 
   /** #removeOrphans removes instances and attachments this host has but no assignment names. */

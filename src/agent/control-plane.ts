@@ -60,7 +60,9 @@ export class StoreControlPlane implements ControlPlaneLink {
       }
       if (!apps.has(instance.appId)) {
         const a = await this.#store.apps.get(instance.appId);
-        apps.set(instance.appId, a && { id: a.id, name: a.name, orgId: a.orgId });
+        // The org's egress setting (migration 6); the prefix is the derived one on every host.
+        const net = a && (await this.#store.orgNetworks.get(a.orgId));
+        apps.set(instance.appId, a && { id: a.id, name: a.name, orgId: a.orgId, ...(net ? { network: { egress: net.egress } } : {}) });
       }
       const app = apps.get(instance.appId);
       if (app) out.push({ instance, release, app });

@@ -4,7 +4,7 @@
  * runtime (./runtime) and network (./network) have their own public surfaces, re-exported here for
  * callers that compose an agent.
  */
-export { Agent, hostCapacity, type AgentOptions } from './agent.ts';
+export { Agent, hostCapacity, type AgentOptions, type DnsPublisher } from './agent.ts';
 export { StoreControlPlane, assignedRelease, type StoreControlPlaneOptions } from './control-plane.ts';
 export { InstanceSupervisor, LAST_LOG_LINES, type StateFile, type SupervisorDeps, type SupervisorState } from './supervisor.ts';
 export { DEFAULT_RESTART, backoffMs, decideRestart, describeExit, type RestartDecision, type RestartSettings, type RunHistory } from './restart-policy.ts';

@@ -75,6 +75,11 @@ export class InstanceSupervisor {
   #loop: Promise<void> | undefined;
   #reports: Promise<void> = Promise.resolve();
 
+  /** assignment is the latest assignment the supervisor was given. */
+  get assignment(): Assignment {
+    return this.#assignment;
+  }
+
   constructor(assignment: Assignment, deps: SupervisorDeps) {
     this.id = assignment.instance.id;
     this.#d = deps;

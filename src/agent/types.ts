@@ -5,6 +5,7 @@
 import type { HostCapacity, Instance, InstanceReport } from '../core/index.ts';
 import type { AppConfig } from '../config/index.ts';
 import type { Image, PullOptions } from './runtime/index.ts';
+import type { OrgNetworkOptions } from './network/index.ts';
 
 /** AssignedRelease is the part of a release an agent needs to run its instances. */
 export interface AssignedRelease {
@@ -21,7 +22,8 @@ export interface AssignedRelease {
 export interface Assignment {
   instance: Instance;
   release: AssignedRelease;
-  app: { id: string; name: string; orgId: string };
+  /** app.network is the org's network settings from the control plane (absent: defaults, egress allowed). */
+  app: { id: string; name: string; orgId: string; network?: OrgNetworkOptions };
 }
 
 /** HostRegistration is how an agent describes its host when it starts. */

@@ -17,8 +17,11 @@ import { auditRoutes } from './routes/audit.ts';
 import { tokenRoutes } from './routes/tokens.ts';
 import { memberRoutes } from './routes/members.ts';
 import { secretRoutes } from './routes/secrets.ts';
+import { certRoutes, CertificateHolder } from './routes/certs.ts';
 import { deployRoutes, imageUploadRoutes } from './routes/deploys.ts';
 import { DeployService, type DeployServiceOptions } from '../services/index.ts';
+import { NetworkService, type NetworkServiceOptions } from '../services/index.ts';
+import { networkRoutes } from './routes/network.ts';
 import { Deployer } from '../scheduler/index.ts';
 
 export interface ApiDeps {
@@ -46,6 +49,8 @@ export interface ApiDeps {
    * restarts still work from the store.
    */
   deploys?: Pick<DeployServiceOptions, 'images' | 'logs' | 'uploadDir' | 'maxUploadBytes' | 'onDesiredChange' | 'secretsVersion'>;
+  /** network gives the WireGuard routes this host's gateway (the agent's key and endpoint); without it creating a peer is `unavailable`. */
+  network?: Pick<NetworkServiceOptions, 'gateway'>;
 }
 
 export interface Services {
@@ -55,12 +60,15 @@ export interface Services {
   orgs: OrgService;
   apps: AppService;
   audit: AuditService;
+  /** certificates is the edge role's certificate service, set by startServer (`ward certs`). */
+  certificates: CertificateHolder;
   auditLog: AuditLogService;
   store: Store;
   version: string;
   metrics: ApiMetrics;
   secrets: SecretService;
   deliveries: SecretDeliveryService;
+  network: NetworkService;
 }
 
 /** Requests bodies above this size are refused with 413 before they are parsed. */
@@ -99,7 +107,16 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     apps,
     secrets: new SecretService({ store: deps.store, clock: deps.clock, apps, audit, keys: appKeys, rollout }),
     deliveries: new SecretDeliveryService({ store: deps.store, clock: deps.clock, audit, keys: appKeys, logger: deps.logger }),
+    network: new NetworkService({
+      store: deps.store,
+      clock: deps.clock,
+      orgs,
+      audit,
+      ...(deps.network?.gateway ? { gateway: deps.network.gateway } : {}),
+      ...(deps.deploys?.onDesiredChange ? { onChange: deps.deploys.onDesiredChange } : {}),
+    }),
     audit,
+    certificates: new CertificateHolder(),
     auditLog: new AuditLogService(deps.store, deps.clock, orgs, audit),
     store: deps.store,
     version: deps.version,
@@ -129,6 +146,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.decorate('secrets', services.secrets);
   app.decorate('deliveries', services.deliveries);
   app.decorate('deployer', deployer);
+  // The edge role (startServer) serves `ward certs` through this holder and adds its metrics to /metrics.
+  app.decorate('certificates', services.certificates);
+  app.decorate('metricsRegistry', metrics.registry);
   app.addHook('onClose', async () => deployer.close());
 
   await app.register(swagger, {
@@ -192,6 +212,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(tokenRoutes(services));
   await app.register(memberRoutes(services));
   await app.register(secretRoutes(services));
+  await app.register(networkRoutes(services));
+  await app.register(certRoutes(services));
   await app.register(deployRoutes(services, { deploys }));
   await app.register(imageUploadRoutes({ deploys }));
 

@@ -4,6 +4,8 @@ import type { Host } from '../core/index.ts';
 import { actorOf, type Action, type Principal, type SessionPrincipal } from '../auth/index.ts';
 import type { AuditService, CallContext } from '../audit/index.ts';
 import type { SecretDeliveryService, SecretService } from '../services/index.ts';
+import type { Registry } from 'prom-client';
+import type { CertificateHolder } from './routes/certs.ts';
 
 /**
  * bearerToken extracts the token of an `Authorization: Bearer …` header (RFC 6750 §2.1). Anything else —
@@ -55,6 +57,10 @@ declare module 'fastify' {
     secrets: SecretService;
     /** deliveries mints and trades delivery tokens; startServer hands it to the in-process agent. */
     deliveries: SecretDeliveryService;
+    /** certificates serves `ward certs` once startServer sets the edge role's service. */
+    certificates: CertificateHolder;
+    /** metricsRegistry is the registry behind /metrics (the edge role registers its metrics there). */
+    metricsRegistry: Registry;
   }
   interface FastifyContextConfig {
     /**

@@ -13,6 +13,7 @@ const T = '2026-01-01T00:00:00.000Z';
 const user = { id: 'usr_01', email: 'ana@example.com', created_at: T };
 const org = { id: 'org_01', name: 'acme', created_at: T };
 const app = { id: 'app_01', name: 'portal', org: { id: org.id, name: org.name }, created_at: T, updated_at: T };
+const cert = { hostname: 'www.example.com', app: 'portal', status: 'failing', not_after: T, renew_at: T, last_attempt_at: T, last_error: 'urn:ietf:params:acme:error:dns: no such host', failures: 2, next_attempt_at: T };
 const session = { token: TOKEN, kind: 'cli', expires_at: '2999-01-01T00:00:00.000Z', idle_timeout: '12h' };
 
 /** api answers like docs/api.md for one owner, and demands the session token where the API would. */
@@ -47,6 +48,14 @@ function api(req: RecordedRequest): FakeReply {
     case 'GET /v1/apps/portal':
     case 'DELETE /v1/apps/portal':
       return { status: 200, body: { app } };
+    case 'POST /v1/apps/portal/certs':
+      return { status: 201, body: { certificate: { ...cert, hostname: (req.body as { hostname: string }).hostname, status: 'pending', not_after: null, renew_at: null } } };
+    case 'GET /v1/apps/portal/certs':
+      return { status: 200, body: { certificates: [cert] } };
+    case 'GET /v1/apps/portal/certs/www.example.com':
+      return { status: 200, body: { certificate: cert } };
+    case 'DELETE /v1/apps/portal/certs/www.example.com':
+      return { status: 200, body: { removed: 'www.example.com' } };
     default:
       return { status: 404, body: { error: { code: 'not_found', message: `no route ${route}`, hint: 'check the name' } } };
   }
@@ -317,6 +326,29 @@ describe('commands against the API', () => {
     assert.ok(!r.stdout.includes(TOKEN) && !r.stderr.includes(TOKEN), 'the token is never printed');
     return JSON.parse(r.stdout);
   }
+
+  it('ward certs add, list, show and remove', async () => {
+    const env = { WARD_API_TOKEN: TOKEN };
+    const add = await run(['certs', 'add', 'WWW.example.com', '-a', 'portal', '--json'], undefined, env);
+    assert.equal(add.code, 0, add.stderr);
+    assert.equal(JSON.parse(add.stdout).hostname, 'www.example.com');
+    assert.deepEqual(server.requests.at(-1)!.body, { hostname: 'www.example.com' });
+    const list = await run(['certs', 'list', '-a', 'portal', '--json'], undefined, env);
+    assert.deepEqual(JSON.parse(list.stdout), [cert]);
+    const table = await run(['certs', 'list', '-a', 'portal'], undefined, env);
+    assert.match(table.stdout, /www\.example\.com\s+failing/);
+    assert.match(table.stdout, /no such host/);
+    const show = await run(['certs', 'show', 'www.example.com', '-a', 'portal'], undefined, env);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /last error\s+urn:ietf:params:acme:error:dns: no such host/);
+    assert.match(show.stdout, /failures\s+2/);
+    const removed = await run(['certs', 'remove', 'www.example.com', '-a', 'portal'], undefined, env);
+    assert.deepEqual(removed, { code: 0, stdout: '', stderr: 'Removed the certificate for www.example.com from portal.\n' });
+    assert.equal(server.requests.at(-1)!.method, 'DELETE');
+    const bad = await run(['certs', 'add', 'https://x.example.com/', '-a', 'portal'], undefined, env);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /is not a hostname/);
+  });
 
   it('runs the whole account and app flow with --json', async () => {
     const before = await run(['auth', 'whoami']);

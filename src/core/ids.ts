@@ -19,6 +19,7 @@ export const ID_PREFIXES = {
   volume: 'vol',
   audit: 'aud',
   request: 'req',
+  wireguardPeer: 'wgp',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -1,13 +1,14 @@
 import type { DestinationStream, Logger } from 'pino';
-import { systemClock, VERSION, type Clock } from '../core/index.ts';
+import { systemClock, toTimestamp, VERSION, type Clock } from '../core/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { buildApi } from '../api/index.ts';
 import { auditKeyPath, loadOrCreateAuditKey, type AuditService } from '../audit/index.ts';
-import { openLocalKeyProvider } from '../secrets/index.ts';
+import { openLocalKeyProvider, openSealingKeys } from '../secrets/index.ts';
 import type { ServerConfig } from '../config/index.ts';
 import { newLogger } from './logger.ts';
 import { prepareRuntime, type RuntimeOptions, type RuntimeRole } from './agent-role.ts';
 import { deliveredSecrets, type Agent } from '../agent/index.ts';
+import { startEdgeRole, type EdgeRole, type EdgeRoleOptions } from './edge-role.ts';
 import type { SecretDeliveryService } from '../services/index.ts';
 
 export { newLogger, REDACT_PATHS } from './logger.ts';
@@ -18,6 +19,8 @@ export interface StartOptions {
   clock?: Clock;
   /** runtime replaces parts of the agent role (tests give the runtime harness's runtime and network). */
   runtime?: RuntimeOptions;
+  /** edge replaces parts of the edge role (tests shorten the ACME polling and the route refresh). */
+  edge?: Pick<EdgeRoleOptions, 'refreshMs' | 'acmePollMs' | 'issuer'>;
 }
 
 /** RunningServer is a started `ward server`. close() stops accepting, finishes requests, closes the store. */
@@ -29,6 +32,8 @@ export interface RunningServer {
   audit: AuditService;
   /** agent runs this host's instances (the agent role); its `health` registry lists healthy upstreams. */
   agent: Agent | undefined;
+  /** edge is the edge role (listeners, routes, certificates); undefined without the edge role. */
+  edge: EdgeRole | undefined;
   /**
    * close stops the server. Instances keep running (they outlive the control plane, promise 7) unless
    * stopInstances is set.
@@ -45,6 +50,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
   let api;
   let runtime: RuntimeRole | undefined;
+  let edge: EdgeRole | undefined;
   try {
     // The agent gets its instances' secrets from this process's vault: a delivery token minted for each
     // placement and traded in-process, with the same checks a remote agent gets over the API. The vault
@@ -67,13 +73,21 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     // The master key (key-encryption key) seals secrets at rest, such as TOTP secrets. Every control plane
     // on one database needs the same file; it is created 0600 on first start.
     const keys = await openLocalKeyProvider(config.masterKeyFile);
-    api = await buildApi({ store, clock: options.clock ?? systemClock, logger, version: VERSION, auditKey, keys, deploys: runtime.apiDeps });
+    api = await buildApi({ store, clock: options.clock ?? systemClock, logger, version: VERSION, auditKey, keys, deploys: runtime.apiDeps, ...(runtime.gateway ? { network: { gateway: runtime.gateway } } : {}) });
     vault = api.deliveries;
     await api.listen({ host: config.apiListen.host, port: config.apiListen.port });
     const deployer = api.deployer;
     await runtime.start(() => deployer.nudge());
     await deployer.start();
+    if (config.roles.includes('edge')) {
+      // The edge's keys (ACME account, certificates) are sealed with a key derived from the server's root
+      // data key; a listener that cannot bind leaves the edge in listen_failed, not the server down.
+      const sealing = await openSealingKeys(store, keys, () => toTimestamp((options.clock ?? systemClock).now()));
+      edge = await startEdgeRole(config, store, { health: runtime.agent?.health, sealing, logger, metrics: api.metricsRegistry, ...options.edge });
+      api.certificates.set(edge.certificates);
+    }
   } catch (e) {
+    await edge?.close().catch(() => {});
     await api?.close().catch(() => {});
     await runtime?.close().catch(() => {});
     await store.close();
@@ -84,9 +98,6 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const port = typeof addr === 'object' && addr ? addr.port : config.apiListen.port;
   const host = config.apiListen.host.includes(':') ? `[${config.apiListen.host}]` : config.apiListen.host;
   const apiUrl = `http://${host === '0.0.0.0' || host === '[::]' ? '127.0.0.1' : host}:${port}`;
-  for (const role of config.roles) {
-    if (role !== 'control' && role !== 'agent') logger.warn({ role }, `the ${role} role is not available in this version yet; running the control plane only`);
-  }
   logger.info({ api_url: apiUrl, store: store.kind, version: VERSION }, 'ward server started');
 
   let closing: Promise<void> | undefined;
@@ -96,8 +107,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     logger,
     audit: api.audit,
     agent: runtime.agent,
+    edge,
     close(closeOptions = {}) {
       closing ??= (async () => {
+        await edge?.close().catch((e: unknown) => logger.error({ err: e }, 'edge shutdown failed'));
         await api.close();
         // The agent reports to the store as it lets go of its instances: before the store closes.
         await runtime.close(closeOptions).catch((e: unknown) => logger.error({ err: e }, 'agent shutdown failed'));

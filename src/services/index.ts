@@ -6,3 +6,4 @@ export * from './audit.ts';
 export * from './secrets.ts';
 export * from './deploys.ts';
 export * from './secrets-rollout.ts';
+export * from './network.ts';

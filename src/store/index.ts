@@ -9,6 +9,7 @@ import type { Store, StoreLogger } from './types.ts';
 export type { ApiTokenRepo, AppRepo, AuditKeyRecord, AuditQuery, AuditRepo, FactorRepo, InviteRepo, MembershipRepo, OrgRepo, PolicyRepo, RecoveryCodeRepo, SessionRepo, Store, StoreLogger, ThrottleRepo, UserRepo } from './types.ts';
 export type { HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
 export type { DataKeyRecord, DataKeyRepo, HostCredentialRecord, HostCredentialRepo, SecretChange, SecretDeliveryRecord, SecretDeliveryRepo, SecretRepo, SecretValueRecord, SecretVersionRecord } from './types.ts';
+export type { OrgNetworkRecord, OrgNetworkRepo, WireGuardPeerRecord, WireGuardPeerRepo } from './types.ts';
 export { StoreConflictError } from './types.ts';
 export { SqliteStore, SQLITE_FILE } from './sqlite.ts';
 export type { SqliteStoreOptions } from './sqlite.ts';

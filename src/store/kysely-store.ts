@@ -11,6 +11,8 @@ import { Hosts, Instances, Releases } from './runtime-repos.ts';
 import type { HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
 import { DataKeys, HostCredentials, SecretDeliveries, Secrets } from './secret-repos.ts';
 import type { DataKeyRepo, HostCredentialRepo, SecretDeliveryRepo, SecretRepo } from './types.ts';
+import { OrgNetworks, WireGuardPeers } from './network-repos.ts';
+import type { OrgNetworkRepo, WireGuardPeerRepo } from './types.ts';
 
 export type StoreKind = Store['kind'];
 
@@ -44,6 +46,8 @@ export class KyselyStore implements Store {
   readonly secrets: SecretRepo;
   readonly secretDeliveries: SecretDeliveryRepo;
   readonly hostCredentials: HostCredentialRepo;
+  readonly orgNetworks: OrgNetworkRepo;
+  readonly wireguardPeers: WireGuardPeerRepo;
   readonly #db: Kysely<DB>;
   readonly #tx: WriteGuard | undefined;
   #closed = false;
@@ -72,6 +76,8 @@ export class KyselyStore implements Store {
     this.secrets = new Secrets(ctx);
     this.secretDeliveries = new SecretDeliveries(ctx);
     this.hostCredentials = new HostCredentials(ctx);
+    this.orgNetworks = new OrgNetworks(ctx);
+    this.wireguardPeers = new WireGuardPeers(ctx);
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -381,4 +381,36 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 6,
+    name: 'private-networking',
+    async up(db) {
+      // An org's private network settings (docs/networking.md): its ULA /48 and whether its instances
+      // may reach the outside. An org without a row has the derived prefix and egress allowed.
+      await db.schema
+        .createTable('org_networks')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('prefix', 'text', (c) => c.notNull())
+        .addColumn('egress', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('org_networks.org_id'), ['org_id'])
+        .execute();
+
+      // People's WireGuard peers: public keys only (the private key never reaches the server).
+      await db.schema
+        .createTable('wireguard_peers')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('address', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('wireguard_peers.id'), ['id'])
+        .addUniqueConstraint(constraintName('wireguard_peers.org_name'), ['org_id', 'name'])
+        .addUniqueConstraint(constraintName('wireguard_peers.org_address'), ['org_id', 'address'])
+        .addUniqueConstraint(constraintName('wireguard_peers.public_key'), ['public_key'])
+        .execute();
+    },
+  },
 ];

@@ -12,6 +12,7 @@ import { aMembership, aUser, anOrg, runStoreContract } from './store.contract.ts
 import { runIdentityContract } from './identity.contract.ts';
 import { runRuntimeContract } from './runtime.contract.ts';
 import { runSecretsContract } from './secrets.contract.ts';
+import { runNetworkContract } from './network.contract.ts';
 
 const ADMIN_URL = process.env.WARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUN = `ward_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -84,6 +85,12 @@ runSecretsContract('PostgresStore', async () => {
 });
 
 runRuntimeContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
+runNetworkContract('PostgresStore', async () => {
   const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
   await query(contractDb, `truncate ${TABLES} cascade`);
   return { store, cleanup: () => store.close() };

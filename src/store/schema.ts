@@ -256,6 +256,25 @@ export interface HostCredentialsTable {
   created_at: string;
 }
 
+/** OrgNetworksTable holds an org's private network settings; egress 'allow' or 'deny'. Migration 6. */
+export interface OrgNetworksTable {
+  org_id: string;
+  prefix: string;
+  egress: string;
+  updated_at: string;
+}
+
+/** WireGuardPeersTable holds people's WireGuard peers (public keys and addresses). Migration 6. */
+export interface WireGuardPeersTable {
+  id: string;
+  org_id: string;
+  name: string;
+  public_key: string;
+  address: string;
+  created_by: string | null;
+  created_at: string;
+}
+
 /** WardMigrationsTable records each applied migration; see migrate.ts. */
 export interface WardMigrationsTable {
   version: number;
@@ -287,6 +306,8 @@ export interface DB {
   secret_values: SecretValuesTable;
   secret_deliveries: SecretDeliveriesTable;
   host_credentials: HostCredentialsTable;
+  org_networks: OrgNetworksTable;
+  wireguard_peers: WireGuardPeersTable;
   ward_migrations: WardMigrationsTable;
 }
 
@@ -331,6 +352,11 @@ export const CONSTRAINTS = [
   { rule: 'secret_deliveries.token_hash', pg: 'secret_deliveries_pkey', sqlite: 'secret_deliveries.token_hash' },
   { rule: 'host_credentials.host_id', pg: 'host_credentials_pkey', sqlite: 'host_credentials.host_id' },
   { rule: 'host_credentials.token_hash', pg: 'host_credentials_token_hash_key', sqlite: 'host_credentials.token_hash' },
+  { rule: 'org_networks.org_id', pg: 'org_networks_pkey', sqlite: 'org_networks.org_id' },
+  { rule: 'wireguard_peers.id', pg: 'wireguard_peers_pkey', sqlite: 'wireguard_peers.id' },
+  { rule: 'wireguard_peers.org_name', pg: 'wireguard_peers_org_name_key', sqlite: 'wireguard_peers.org_id, wireguard_peers.name' },
+  { rule: 'wireguard_peers.org_address', pg: 'wireguard_peers_org_address_key', sqlite: 'wireguard_peers.org_id, wireguard_peers.address' },
+  { rule: 'wireguard_peers.public_key', pg: 'wireguard_peers_public_key_key', sqlite: 'wireguard_peers.public_key' },
 ] as const;
 
 /** constraintName returns the PostgreSQL name of a uniqueness rule, for the DDL in migrations.ts. */

@@ -13,6 +13,7 @@ import { aMembership, aUser, anOrg, runStoreContract } from './store.contract.ts
 import { runIdentityContract } from './identity.contract.ts';
 import { runRuntimeContract } from './runtime.contract.ts';
 import { runSecretsContract } from './secrets.contract.ts';
+import { runNetworkContract } from './network.contract.ts';
 
 let root = '';
 before(async () => {
@@ -63,6 +64,18 @@ runSecretsContract('SqliteStore (file)', async () => {
 });
 
 runRuntimeContract('SqliteStore (file)', async () => {
+  const dir = await freshDir();
+  const store = await SqliteStore.open({ dataDir: dir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+runNetworkContract('SqliteStore (file)', async () => {
   const dir = await freshDir();
   const store = await SqliteStore.open({ dataDir: dir });
   return {

@@ -38,6 +38,8 @@ export interface Store {
   readonly secrets: SecretRepo;
   readonly secretDeliveries: SecretDeliveryRepo;
   readonly hostCredentials: HostCredentialRepo;
+  readonly orgNetworks: OrgNetworkRepo;
+  readonly wireguardPeers: WireGuardPeerRepo;
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** ping checks the database answers; it throws when it does not. */
   ping(): Promise<void>;
@@ -421,6 +423,48 @@ export interface HostCredentialRepo {
   put(c: HostCredentialRecord): Promise<void>;
   findByTokenHash(tokenHash: string): Promise<HostCredentialRecord | undefined>;
   remove(hostId: string): Promise<void>;
+}
+
+/** OrgNetworkRecord is an org's private network settings (migration 6, docs/networking.md). */
+export interface OrgNetworkRecord {
+  orgId: string;
+  /** prefix is the org's ULA /48, e.g. `fd12:3456:789a::/48`. */
+  prefix: string;
+  egress: 'allow' | 'deny';
+  updatedAt: string;
+}
+
+/** OrgNetworkRepo stores one settings row per org (rule `org_networks.org_id`). */
+export interface OrgNetworkRepo {
+  get(orgId: string): Promise<OrgNetworkRecord | undefined>;
+  /** put creates or replaces the org's row. */
+  put(r: OrgNetworkRecord): Promise<void>;
+  list(): Promise<OrgNetworkRecord[]>;
+}
+
+/** WireGuardPeerRecord is a person's WireGuard peer on an org's network: a public key and one address. */
+export interface WireGuardPeerRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  publicKey: string;
+  /** address is the peer's IPv6 address in the org's people slice (no prefix length). */
+  address: string;
+  createdBy: string | null;
+  createdAt: string;
+}
+
+/**
+ * WireGuardPeerRepo stores people's peers (rules `wireguard_peers.id`, `wireguard_peers.org_name`,
+ * `wireguard_peers.org_address`, `wireguard_peers.public_key`). Lists are ordered by name.
+ */
+export interface WireGuardPeerRepo {
+  create(p: WireGuardPeerRecord): Promise<void>;
+  findByName(orgId: string, name: string): Promise<WireGuardPeerRecord | undefined>;
+  listForOrg(orgId: string): Promise<WireGuardPeerRecord[]>;
+  list(): Promise<WireGuardPeerRecord[]>;
+  /** remove deletes the peer; false when there was none. */
+  remove(id: string): Promise<boolean>;
 }
 
 /** StoreConflictError is thrown when a write breaks a uniqueness rule; `constraint` names the rule. */

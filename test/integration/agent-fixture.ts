@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { resolveServerConfig } from '../../src/config/index.ts';
 import { startServer, type RunningServer } from '../../src/server/index.ts';
 import type { RuntimeOptions } from '../../src/server/agent-role.ts';
+import { InternalResolver } from '../../src/agent/network/index.ts';
 import { RuntimeHarness, urlFor } from './runtime-harness.ts';
 import { tarDirectory } from '../fixtures/archives.ts';
 import { tempDir, writeOciLayout } from '../fixtures/images.ts';
@@ -31,8 +32,11 @@ export interface WardNode {
   cleanup(): Promise<void>;
 }
 
-export async function startNode(opts: { restart?: RuntimeOptions['restart']; maxUploadBytes?: number } = {}): Promise<WardNode> {
-  const h = new RuntimeHarness();
+export async function startNode(opts: { restart?: RuntimeOptions['restart']; maxUploadBytes?: number; dns?: boolean } = {}): Promise<WardNode> {
+  // With dns, the network serves each org's internal resolver (port 53 on the org bridges' gateways;
+  // nothing is forwarded upstream) and the agent publishes its instances to it.
+  const resolver = opts.dns ? new InternalResolver({ upstreams: [] }) : undefined;
+  const h = new RuntimeHarness(resolver ? { resolver } : {});
   await h.setUp();
   const dataDir = await mkdtemp(join(tmpdir(), `${h.prefix}-data-`));
   const boot = async (runtime = h.runtime) => {
@@ -45,6 +49,7 @@ export async function startNode(opts: { restart?: RuntimeOptions['restart']; max
       runtime: {
         runtime,
         network: h.network,
+        ...(resolver ? { resolver } : {}),
         restart: opts.restart ?? FAST_RESTART,
         ...(opts.maxUploadBytes ? { maxUploadBytes: opts.maxUploadBytes } : {}),
         agent: { reconcileIntervalMs: 500, capture: { pollMs: 50 } },
@@ -57,6 +62,7 @@ export async function startNode(opts: { restart?: RuntimeOptions['restart']; max
   } catch (e) {
     // Nothing of a half-started node may stay behind: the harness sweeps its prefix.
     await h.cleanup().catch(() => {});
+    await resolver?.close();
     await rm(dataDir, { recursive: true, force: true });
     throw e;
   }
@@ -95,6 +101,7 @@ export async function startNode(opts: { restart?: RuntimeOptions['restart']; max
         await server.close({ stopInstances: true }).catch(() => {});
       } finally {
         await h.cleanup().catch(() => {});
+        await resolver?.close().catch(() => {});
         await rm(dataDir, { recursive: true, force: true });
       }
     },

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse, RouteOptions } from 'fastify';
 import { buildApi } from '../../src/api/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
-import { ManualClock, ROLES, type Role } from '../../src/core/index.ts';
+import { generateWireGuardKeyPair, ManualClock, ROLES, type Role } from '../../src/core/index.ts';
 import { ACTIONS, can, ORG_ACTIONS, SCOPE_ACTIONS, totpCode, type Action } from '../../src/auth/index.ts';
 import { newLogger } from '../../src/server/index.ts';
 import { ImageStore } from '../../src/agent/runtime/index.ts';
@@ -145,7 +145,23 @@ describe('route authorization table', () => {
       return { url: `/v1/apps/${appName}/secrets/unset`, payload: { names: [name] } };
     },
     'POST /v1/apps/:app/secrets/import': async () => ({ url: `/v1/apps/${appName}/secrets/import`, payload: { dotenv: `${uniq('I').replace('-', '_')}=from-dotenv\n` } }),
+    'PUT /v1/orgs/:org/network': async () => ({ url: '/v1/orgs/acme/network', payload: { egress: 'allow' } }),
+    'POST /v1/orgs/:org/wireguard': async () => ({ url: '/v1/orgs/acme/wireguard', payload: { name: uniq('laptop'), public_key: generateWireGuardKeyPair().publicKey } }),
+    'DELETE /v1/orgs/:org/wireguard/:name': async () => {
+      const name = uniq('doomed');
+      ok(await call('POST', '/v1/orgs/acme/wireguard', personas.owner.token, { name, public_key: generateWireGuardKeyPair().publicKey }), 'add a peer to remove');
+      return { url: `/v1/orgs/acme/wireguard/${name}` };
+    },
+    'POST /v1/apps/:app/certs': async () => ({ url: `/v1/apps/${appName}/certs`, payload: { hostname: `${uniq('c')}.ward.test` } }),
+    'GET /v1/apps/:app/certs/:hostname': async () => ({ url: `/v1/apps/${appName}/certs/${await newCert()}` }),
+    'DELETE /v1/apps/:app/certs/:hostname': async () => ({ url: `/v1/apps/${appName}/certs/${await newCert()}` }),
   };
+
+  async function newCert(): Promise<string> {
+    const hostname = `${uniq('c')}.ward.test`;
+    ok(await call('POST', `/v1/apps/${appName}/certs`, personas.owner.token, { hostname }), 'add a certificate');
+    return hostname;
+  }
 
   function fill(url: string): string {
     return url.replace(/:(\w+)/g, (_m, name: string) => {
@@ -170,11 +186,22 @@ describe('route authorization table', () => {
       logger: newLogger('silent'),
       version: '0.0.0-test',
       deploys: { images: new ImageStore({ dataDir: dir }), logs: new LogJournal({ dir: join(dir, 'logs') }), uploadDir: join(dir, 'uploads') },
+      // A WireGuard gateway for people's peers (no agent runs here).
+      network: { gateway: async () => ({ hostIndex: 1, publicKey: generateWireGuardKeyPair().publicKey, endpoint: 'gw.ward.test:51820' }) },
       onRoute: (r: RouteOptions) => {
         for (const m of [r.method].flat() as Method[]) if ((m as string) !== 'HEAD') routes.push({ method: m, url: r.url, auth: r.config?.auth });
       },
     });
     await api.ready();
+    // The certs routes need the edge role's service; a memory one stands in (no edge runs here).
+    const certs = new Map<string, { app: string }>();
+    const status = (name: string) => ({ name, state: 'pending' as const, notAfter: undefined, renewAt: undefined, lastAttemptAt: undefined, lastError: undefined, failures: 0, nextAttemptAt: undefined });
+    api.certificates.set({
+      add: async (app, name) => (certs.set(name, { app }), status(name)),
+      list: async (app) => [...certs].filter(([, c]) => app === undefined || c.app === app).map(([n, c]) => ({ ...status(n), app: c.app })),
+      show: async (name) => (certs.has(name) ? { ...status(name), app: certs.get(name)!.app } : undefined),
+      remove: async (name) => certs.delete(name),
+    });
     archive = await ociArchive();
     // A host for deploys to place instances on (no agent runs them here).
     const at = clock.now().toISOString();

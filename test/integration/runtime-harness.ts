@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { newId } from '../../src/core/index.ts';
 import { run } from '../../src/exec/index.ts';
 import { CrunRuntime, detectCgroupLayout, type InstanceHandle, type InstanceSpec } from '../../src/agent/runtime/index.ts';
-import { BridgeNetwork, type Attachment } from '../../src/agent/network/index.ts';
+import { BridgeNetwork, type Attachment, type OrgResolver } from '../../src/agent/network/index.ts';
 import { mountsUnder } from '../../src/agent/runtime/crun/cgroups.ts';
 import { ensureTestRootfs, TEST_APP_ARGS } from '../fixtures/rootfs.ts';
 
@@ -49,7 +49,8 @@ export class RuntimeHarness {
   logDir = '';
   readonly ids = new Set<string>();
 
-  constructor() {
+  /** options.resolver makes the network serve each org's internal DNS (the caller closes it). */
+  constructor(options: { resolver?: OrgResolver } = {}) {
     this.runtime = this.newRuntime();
     const subnet = 64 + (randomBytes(1)[0]! % 190);
     // Every name carries the prefix, the nftables tables included (`inet <prefix>`, `bridge <prefix>`),
@@ -65,6 +66,7 @@ export class RuntimeHarness {
       table: this.prefix,
       // Nothing here leaves the host: leave the machine's forwarding settings alone.
       forwarding: false,
+      ...(options.resolver ? { resolver: options.resolver } : {}),
     });
   }
 

@@ -13,7 +13,7 @@ import type { HookContext, InstanceHook } from './types.ts';
 export function networkHook(network: OrgNetwork): InstanceHook {
   const attach = async (ctx: HookContext) => {
     const orgId = ctx.assignment.app.orgId;
-    await network.ensure(orgId);
+    await network.ensure(orgId, ctx.assignment.app.network);
     ctx.attachment = await network.attach({ instanceId: ctx.instanceId, orgId });
   };
   return {

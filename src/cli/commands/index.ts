@@ -5,6 +5,7 @@ import auth from './auth/index.ts';
 import orgs from './orgs/index.ts';
 import server from './server.ts';
 import secrets from './secrets/index.ts';
+import certs from './certs/index.ts';
 import tokens from './tokens/index.ts';
 import version from './version.ts';
 import deploy from './deploy.ts';
@@ -12,9 +13,10 @@ import status from './status.ts';
 import restart from './restart.ts';
 import logs from './logs.ts';
 import releases from './releases/index.ts';
+import wireguard from './wireguard/index.ts';
 
 /**
  * commandTree is every command the CLI knows: nouns with their verbs, and top-level commands. A new verb
  * is a file in `commands/<noun>/` added to that noun's index.ts; a new noun is a folder added here.
  */
-export const commandTree: CommandTree = [auth, orgs, apps, deploy, status, releases, restart, logs, secrets, tokens, audit, server, version];
+export const commandTree: CommandTree = [auth, orgs, apps, deploy, status, releases, restart, logs, secrets, certs, wireguard, tokens, audit, server, version];

@@ -25,6 +25,8 @@ export default defineCommand({
   description: [
     'Runs the roles named by --roles in this process: the control plane (the API and its state) and the',
     'agent, which runs this host\'s instances under crun (it needs root; --roles control runs without it).',
+    'The edge serves the apps\' hostnames on --http-listen and --https-listen with ACME certificates; when it',
+    'cannot bind them (ports below 1024 need root) the server runs on without it and says why.',
     'Stopping the server leaves the instances running; the next start adopts them.',
     '',
     'Each flag can also come from the environment (WARD_DATA_DIR for --data-dir, and so on) or from a',
@@ -46,6 +48,13 @@ export default defineCommand({
     });
     const signalled = ctx.untilSignal();
     ctx.out.info(`Ward API listening on ${server.apiUrl}`);
+    if (server.edge) {
+      // The edge does not stop the server when it cannot bind (:80/:443 need root or CAP_NET_BIND_SERVICE).
+      const where = (x: { address: string; port: number } | undefined) => (x ? `${x.address.includes(':') ? `[${x.address}]` : x.address}:${x.port}` : '-');
+      const e = server.edge.error();
+      if (e) ctx.out.info(`Warning: the edge is not running: ${e.message}${e.hint ? `\nHint: ${e.hint}` : ''}`);
+      else ctx.out.info(`Ward edge listening on http ${where(server.edge.addresses().http)} and https ${where(server.edge.addresses().https)}`);
+    }
     const signal = await signalled;
     ctx.out.info(`Received ${signal}; shutting down.`);
     await server.close();
