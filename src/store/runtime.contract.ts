@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { newId } from '../core/index.ts';
+import { newId, newPlacement } from '../core/index.ts';
 import type { Host, Instance, Release } from '../core/index.ts';
 import { anApp, anOrg, aUser, type StoreFactory } from './store.contract.ts';
 import { StoreConflictError } from './types.ts';
@@ -46,29 +46,7 @@ export function aRelease(appId: string, version: number, over: Partial<Release> 
 }
 
 export function anInstance(appId: string, releaseId: string, hostId: string, over: Partial<Instance> = {}): Instance {
-  return {
-    id: newId('instance'),
-    appId,
-    releaseId,
-    hostId,
-    region: 'local',
-    desiredState: 'running',
-    restartGeneration: 0,
-    observedState: 'pending',
-    health: 'unknown',
-    privateIpv6: null,
-    privateIpv4: null,
-    pid: null,
-    restarts: 0,
-    lastExitCode: null,
-    lastExitReason: null,
-    lastExitAt: null,
-    lastLog: null,
-    startedAt: null,
-    createdAt: T0,
-    updatedAt: T0,
-    ...over,
-  };
+  return { ...newPlacement({ id: newId('instance'), appId, releaseId, hostId, region: 'local', at: T0 }), ...over };
 }
 
 async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {

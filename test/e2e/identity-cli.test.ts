@@ -3,44 +3,17 @@
 // then cannot log in without a code; tokens, members and policy work from the CLI; a throttled login
 // says how long to wait.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { resolveServerConfig } from '../../src/config/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { ManualClock } from '../../src/core/index.ts';
 import { totpCode } from '../../src/auth/index.ts';
+import { ward, type Result } from './ward-cli.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const WARD = join(ROOT, 'bin/ward.ts');
 const PASSWORD = 'correct horse battery staple';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** ward runs the CLI as a subprocess with argv (never a shell), stdin as given, and returns its output. */
-function ward(args: string[], env: Record<string, string>, stdin = ''): Promise<Result> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [WARD, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
-}
 
 describe('identity from the CLI', () => {
   let tmp: string;

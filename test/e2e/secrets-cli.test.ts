@@ -3,45 +3,19 @@
 // from a .env on stdin, unset, the refusals, and `ward secrets rotate-master-key` on the stopped server.
 // The canaries appear in no output, no log line, and no file of the data dir or the CLI's config dirs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { resolveServerConfig, type ServerConfig } from '../../src/config/index.ts';
 import { startServer } from '../../src/server/index.ts';
 import { scanFiles } from '../integration/canary-scan.ts';
 import { freePort } from '../../src/agent/testing.ts';
+import { ward, type Result } from './ward-cli.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const WARD = join(ROOT, 'bin/ward.ts');
 const PASSWORD = 'correct horse battery staple';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function ward(args: string[], env: Record<string, string>, stdin = ''): Promise<Result> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [WARD, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolvePromise({ code, stdout, stderr });
-    });
-    child.stdin.end(stdin);
-  });
-}
 
 describe('ward secrets against a real server', () => {
   let tmp: string;
