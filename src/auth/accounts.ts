@@ -38,6 +38,14 @@ export const SESSION_POLICY: Record<SessionKind, { idleMs: number; absoluteMs: n
 /** Sessions record their last use at most this often, so a busy client does not write on every request. */
 const TOUCH_EVERY_MS = 60_000;
 
+/**
+ * Ended sessions (expired, idle past their timeout, or revoked) are deleted once they have been over for
+ * this long; the sweep runs at most every SESSION_SWEEP_EVERY_MS per process, when a session is issued.
+ * Nothing reads an ended session (the audit log keeps the logins and logouts), so the table stays small.
+ */
+export const SESSION_SWEEP_AFTER_MS = parseDuration('1d');
+const SESSION_SWEEP_EVERY_MS = parseDuration('1h');
+
 const INVITE_TTL_DEFAULT_MS = parseDuration('7d');
 const INVITE_TTL_MAX_MS = parseDuration('30d');
 
@@ -89,6 +97,7 @@ export class AccountService {
   readonly #clock: Clock;
   readonly #auditor: Auditor;
   readonly #onLoginFailure: (reason: LoginFailureReason) => void;
+  #lastSessionSweepMs = 0;
 
   constructor(store: Store, clock: Clock, options: AccountServiceOptions) {
     this.#store = store;
@@ -295,6 +304,10 @@ export class AccountService {
       revokedAt: null,
     };
     await store.sessions.create(session);
+    if (nowMs - this.#lastSessionSweepMs >= SESSION_SWEEP_EVERY_MS) {
+      this.#lastSessionSweepMs = nowMs;
+      await store.sessions.deleteExpired(toTimestamp(nowMs - SESSION_SWEEP_AFTER_MS));
+    }
     return { token, kind, expiresAt: session.expiresAt, idleTimeoutMs: idleMs };
   }
 

@@ -14,7 +14,7 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
 import { buildApi } from '../../src/api/index.ts';
 import { openStore, type Store } from '../../src/store/index.ts';
 import { ManualClock } from '../../src/core/index.ts';
-import { accountKey, LOGIN_THROTTLE, totpCode } from '../../src/auth/index.ts';
+import { accountKey, hashSecret, LOGIN_THROTTLE, SESSION_SWEEP_AFTER_MS, totpCode } from '../../src/auth/index.ts';
 import { newLogger } from '../../src/server/index.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -452,6 +452,22 @@ for (const [kind, makeHarness] of [['SQLite', sqliteHarness], ['PostgreSQL', pos
         const reissued = body(await login(m.email)).session;
         secrets.push(reissued.token);
         assert.equal(reissued.idle_timeout, '12h', 'back to the default');
+      });
+
+      test('ended sessions are deleted a day after they end, when a later login sweeps', async () => {
+        const m = await member('viewer');
+        const ended = body(await login(m.email)).session.token as string;
+        secrets.push(ended);
+        assert.equal((await call('POST', '/v1/auth/logout', ended)).statusCode, 204);
+        const hash = hashSecret(ended);
+        assert.ok(await h.store.sessions.findByTokenHash(hash), 'a revoked session is kept for a while');
+        clock.advance(SESSION_SWEEP_AFTER_MS + 60 * 60_000);
+        const fresh = body(await login(m.email)).session.token as string;
+        secrets.push(fresh);
+        assert.equal(await h.store.sessions.findByTokenHash(hash), undefined, 'swept a day after it ended');
+        assert.ok(await h.store.sessions.findByTokenHash(hashSecret(fresh)), 'the live one stays');
+        owner = body(await login('owner@example.com')).session.token;
+        secrets.push(owner);
       });
 
       test('require_mfa: only an owner with MFA may set it; an unenrolled member can only enrol', async () => {
