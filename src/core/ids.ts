@@ -20,6 +20,7 @@ export const ID_PREFIXES = {
   audit: 'aud',
   request: 'req',
   wireguardPeer: 'wgp',
+  backupRun: 'bkr',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -60,6 +60,17 @@ export interface Release {
   createdBy: string | null;
   createdAt: Timestamp;
   updatedAt: Timestamp;
+  /**
+   * targetCount is how many instances the deploy ends with; its strategy places them step by step.
+   * Absent on releases that place every instance up front (secret rollouts, releases before migration 7).
+   */
+  targetCount?: number;
+  /** previousCount is how many instances of earlier releases ran when the deploy began: a failed deploy restores that many. */
+  previousCount?: number;
+  /** progress says, for people, where the deploy stands ("2/3 replaced"); absent before the first step. */
+  progress?: string;
+  /** steps counts the deploy's recorded steps (ReleaseRepo.advance guards on it); absent means 0. */
+  steps?: number;
 }
 
 export const DESIRED_STATES = ['running', 'stopped'] as const;

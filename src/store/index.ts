@@ -10,6 +10,10 @@ export type { ApiTokenRepo, AppRepo, AuditKeyRecord, AuditQuery, AuditRepo, Fact
 export type { HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
 export type { DataKeyRecord, DataKeyRepo, HostCredentialRecord, HostCredentialRepo, SecretChange, SecretDeliveryRecord, SecretDeliveryRepo, SecretRepo, SecretValueRecord, SecretVersionRecord } from './types.ts';
 export type { OrgNetworkRecord, OrgNetworkRepo, WireGuardPeerRecord, WireGuardPeerRepo } from './types.ts';
+export type { HostMeshRecord, HostMeshRepo } from './types.ts';
+export type { AcmeAccountRecord, EdgeCertificateRecord, EdgeCertRepo, EdgeCertStatusRecord } from './types.ts';
+export type { VolumeRecord, VolumeRepo } from './types.ts';
+export type { BackupConsistency, BackupPolicyRecord, BackupRepo, BackupRunEnd, BackupRunKind, BackupRunRecord, BackupRunStatus, BackupTargetRecord } from './types.ts';
 export { StoreConflictError } from './types.ts';
 export { SqliteStore, SQLITE_FILE } from './sqlite.ts';
 export type { SqliteStoreOptions } from './sqlite.ts';

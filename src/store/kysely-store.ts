@@ -11,8 +11,15 @@ import { Hosts, Instances, Releases } from './runtime-repos.ts';
 import type { HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
 import { DataKeys, HostCredentials, SecretDeliveries, Secrets } from './secret-repos.ts';
 import type { DataKeyRepo, HostCredentialRepo, SecretDeliveryRepo, SecretRepo } from './types.ts';
-import { OrgNetworks, WireGuardPeers } from './network-repos.ts';
-import type { OrgNetworkRepo, WireGuardPeerRepo } from './types.ts';
+import { HostMesh, OrgNetworks, WireGuardPeers } from './network-repos.ts';
+import { Volumes } from './volume-repos.ts';
+import { Backups } from './backup-repos.ts';
+import type { BackupRepo } from './types.ts';
+import type { HostMeshRepo, OrgNetworkRepo, WireGuardPeerRepo } from './types.ts';
+import type { VolumeRepo } from './types.ts';
+
+import { EdgeCerts } from './edge-cert-repos.ts';
+import type { EdgeCertRepo } from './types.ts';
 
 export type StoreKind = Store['kind'];
 
@@ -48,6 +55,10 @@ export class KyselyStore implements Store {
   readonly hostCredentials: HostCredentialRepo;
   readonly orgNetworks: OrgNetworkRepo;
   readonly wireguardPeers: WireGuardPeerRepo;
+  readonly edgeCerts: EdgeCertRepo;
+  readonly hostMesh: HostMeshRepo;
+  readonly volumes: VolumeRepo;
+  readonly backups: BackupRepo;
   readonly #db: Kysely<DB>;
   readonly #tx: WriteGuard | undefined;
   #closed = false;
@@ -78,6 +89,10 @@ export class KyselyStore implements Store {
     this.hostCredentials = new HostCredentials(ctx);
     this.orgNetworks = new OrgNetworks(ctx);
     this.wireguardPeers = new WireGuardPeers(ctx);
+    this.edgeCerts = new EdgeCerts(ctx);
+    this.hostMesh = new HostMesh(ctx);
+    this.volumes = new Volumes(ctx);
+    this.backups = new Backups(ctx);
   }
 
   async transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T> {

@@ -15,6 +15,66 @@ export interface Migration {
 }
 
 /**
+ * edgeCertificates is migration 11 (issue "Edge", docs/edge.md "Certificates"): the edge's certificates
+ * and ACME accounts with their keys sealed (the store never holds a plaintext key), each managed name's
+ * status, the app that asked for a name, and the per-name issuance lock with its expiry, so edges that
+ * share this database order one name at a time. Names are DNS names, lower-case.
+ */
+const edgeCertificates: Migration = {
+  version: 11,
+  name: 'edge-certificates',
+  async up(db) {
+    await db.schema
+      .createTable('edge_certificates')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('names', 'text', (c) => c.notNull())
+      .addColumn('cert_pem', 'text', (c) => c.notNull())
+      .addColumn('key_sealed', 'text', (c) => c.notNull())
+      .addColumn('not_before', 'text', (c) => c.notNull())
+      .addColumn('not_after', 'text', (c) => c.notNull())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint(constraintName('edge_certificates.name'), ['name'])
+      .execute();
+    await db.schema
+      .createTable('edge_cert_status')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('not_after', 'text')
+      .addColumn('renew_at', 'text')
+      .addColumn('last_attempt_at', 'text')
+      .addColumn('last_error', 'text')
+      .addColumn('failures', 'integer', (c) => c.notNull())
+      .addColumn('next_attempt_at', 'text')
+      .addPrimaryKeyConstraint(constraintName('edge_cert_status.name'), ['name'])
+      .execute();
+    await db.schema
+      .createTable('acme_accounts')
+      .addColumn('directory_url', 'text', (c) => c.notNull())
+      .addColumn('email', 'text')
+      .addColumn('url', 'text')
+      .addColumn('key_sealed', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint(constraintName('acme_accounts.directory_url'), ['directory_url'])
+      .execute();
+    // By app name, like the route table: `ward certs add -a APP NAME` routes NAME to APP.
+    await db.schema
+      .createTable('edge_cert_owners')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('app', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint(constraintName('edge_cert_owners.name'), ['name'])
+      .execute();
+    // expires_at in epoch milliseconds (bigint: past 2038 in seconds, past 2^31 in milliseconds now).
+    await db.schema
+      .createTable('edge_issuance_locks')
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .addPrimaryKeyConstraint(constraintName('edge_issuance_locks.name'), ['name'])
+      .execute();
+  },
+};
+
+/**
  * MIGRATIONS is the ordered list of every migration this code knows. The last version is the schema that
  * schema.ts describes.
  */
@@ -413,4 +473,133 @@ export const MIGRATIONS: readonly Migration[] = [
         .execute();
     },
   },
+  {
+    version: 7,
+    name: 'release-progress',
+    async up(db) {
+      // What a deploy needs to resume after a restart (issue "Deploys", docs/deploys.md): the number of
+      // instances it ends with (strategies place them step by step), how many ran before it (what a
+      // failed deploy restores), a progress line for people
+      // ("2/3 replaced"), and a step counter that makes each step a conditional update (of two
+      // control planes driving one deploy, one places the next instances).
+      await db.schema.alterTable('releases').addColumn('target_count', 'integer').execute();
+      await db.schema.alterTable('releases').addColumn('previous_count', 'integer').execute();
+      await db.schema.alterTable('releases').addColumn('progress', 'text').execute();
+      await db.schema.alterTable('releases').addColumn('steps', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+  },
+  {
+    version: 8,
+    name: 'volumes',
+    async up(db) {
+      // Encrypted volumes (docs/volumes.md). The volume's own key is stored only sealed under the app's
+      // data key (itself wrapped by the KEK), bound to org, app and volume; deleting the row is the
+      // crypto-erase (the host's loop file stays ciphertext). An app's volumes go with the app; a host
+      // cannot be removed while it holds volumes.
+      await db.schema
+        .createTable('volumes')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('app_id', 'text', (c) => c.notNull().references('apps.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('region', 'text', (c) => c.notNull())
+        .addColumn('host_id', 'text', (c) => c.notNull().references('hosts.id'))
+        .addColumn('size_bytes', 'bigint', (c) => c.notNull())
+        .addColumn('wrapped_key', 'text', (c) => c.notNull())
+        .addColumn('sealed_with', 'text', (c) => c.notNull())
+        .addColumn('encryption', 'text')
+        .addColumn('formatted_at', 'text')
+        .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('volumes.id'), ['id'])
+        .addUniqueConstraint(constraintName('volumes.app_name'), ['app_id', 'name'])
+        .execute();
+      await db.schema.createIndex('volumes_host_id_idx').on('volumes').column('host_id').execute();
+    },
+  },
+  {
+    version: 9,
+    name: 'backups',
+    async up(db) {
+      // Off-site backups (docs/backups.md). An org's restic repository and its password: a random key
+      // sealed under the server's root data key (itself wrapped by the KEK), so a KEK rotation re-wraps
+      // the root key and this stays readable. next_drill_at schedules the weekly restore drill.
+      await db.schema
+        .createTable('backup_targets')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('repository', 'text', (c) => c.notNull())
+        .addColumn('password_sealed', 'text', (c) => c.notNull())
+        .addColumn('next_drill_at', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('backup_targets.org_id'), ['org_id'])
+        .execute();
+      // A volume's schedule and retention; the scheduler's next run is stored, so a restart resumes it.
+      await db.schema
+        .createTable('backup_policies')
+        .addColumn('volume_id', 'text', (c) => c.notNull().references('volumes.id').onDelete('cascade'))
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('schedule', 'text', (c) => c.notNull())
+        .addColumn('keep_daily', 'integer', (c) => c.notNull())
+        .addColumn('keep_weekly', 'integer', (c) => c.notNull())
+        .addColumn('keep_monthly', 'integer', (c) => c.notNull())
+        .addColumn('keep_yearly', 'integer', (c) => c.notNull())
+        .addColumn('next_run_at', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('backup_policies.volume_id'), ['volume_id'])
+        .execute();
+      await db.schema.createIndex('backup_policies_next_run_at_idx').on('backup_policies').column('next_run_at').execute();
+      // Every attempt, failed ones too (what `ward backups list` shows). No foreign key to the volume or
+      // app: the record of a backup outlives a destroyed volume, as the snapshot in the repository does.
+      await db.schema
+        .createTable('backup_runs')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id').onDelete('cascade'))
+        .addColumn('app_id', 'text')
+        .addColumn('volume_id', 'text', (c) => c.notNull())
+        .addColumn('volume_name', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('trigger', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('snapshot_id', 'text')
+        .addColumn('consistency', 'text')
+        .addColumn('files', 'bigint')
+        .addColumn('bytes', 'bigint')
+        .addColumn('duration_ms', 'bigint')
+        .addColumn('error', 'text')
+        .addColumn('details', 'text')
+        .addColumn('requested_by', 'text', (c) => c.references('users.id').onDelete('set null'))
+        .addColumn('started_at', 'text', (c) => c.notNull())
+        .addColumn('finished_at', 'text')
+        .addColumn('pruned_at', 'text')
+        .addPrimaryKeyConstraint(constraintName('backup_runs.id'), ['id'])
+        .execute();
+      await db.schema.createIndex('backup_runs_org_started_idx').on('backup_runs').columns(['org_id', 'started_at']).execute();
+      await db.schema.createIndex('backup_runs_volume_started_idx').on('backup_runs').columns(['volume_id', 'started_at']).execute();
+    },
+  },
+  {
+    version: 10,
+    name: 'host-mesh',
+    async up(db) {
+      // Each host's place in the WireGuard mesh (docs/networking.md): its slice index in every org
+      // prefix (unique, assigned by the control plane, kept for good), the public key of the key pair
+      // its agent owns (the private key never leaves the host) and its endpoint. No foreign key to
+      // hosts: an agent registers its mesh key before its host row, so its network comes up with the
+      // right slice before any instance is touched.
+      await db.schema
+        .createTable('host_mesh')
+        .addColumn('host_id', 'text', (c) => c.notNull())
+        .addColumn('mesh_index', 'integer', (c) => c.notNull())
+        .addColumn('public_key', 'text', (c) => c.notNull())
+        .addColumn('endpoint', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint(constraintName('host_mesh.host_id'), ['host_id'])
+        .addUniqueConstraint(constraintName('host_mesh.mesh_index'), ['mesh_index'])
+        .addUniqueConstraint(constraintName('host_mesh.public_key'), ['public_key'])
+        .execute();
+    },
+  },
+  edgeCertificates,
 ];

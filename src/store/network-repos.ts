@@ -1,10 +1,10 @@
 import type { Selectable } from 'kysely';
-import type { OrgNetworksTable, WireGuardPeersTable } from './schema.ts';
-import type { OrgNetworkRecord, OrgNetworkRepo, WireGuardPeerRecord, WireGuardPeerRepo } from './types.ts';
+import type { HostMeshTable, OrgNetworksTable, WireGuardPeersTable } from './schema.ts';
+import type { HostMeshRecord, HostMeshRepo, OrgNetworkRecord, OrgNetworkRepo, WireGuardPeerRecord, WireGuardPeerRepo } from './types.ts';
 import { guardedWrite, type Ctx } from './kysely-store.ts';
 
 // The repos of issue "Private networking" (migration 6): each org's network settings and people's
-// WireGuard peers. They follow kysely-store.ts: one implementation for both databases. No private key
+// WireGuard peers; and (migration 10) each host's place in the mesh. They follow kysely-store.ts: one implementation for both databases. No private key
 // is ever stored: a peer is its public key and address.
 
 function toOrgNetwork(r: Selectable<OrgNetworksTable>): OrgNetworkRecord {
@@ -73,5 +73,41 @@ export class WireGuardPeers implements WireGuardPeerRepo {
   async remove(id: string): Promise<boolean> {
     const r = await guardedWrite(this.#c, () => this.#c.db.deleteFrom('wireguard_peers').where('id', '=', id).executeTakeFirst());
     return Number(r.numDeletedRows) > 0;
+  }
+}
+
+function toHostMesh(r: Selectable<HostMeshTable>): HostMeshRecord {
+  return { hostId: r.host_id, index: Number(r.mesh_index), publicKey: r.public_key, endpoint: r.endpoint, updatedAt: r.updated_at };
+}
+
+export class HostMesh implements HostMeshRepo {
+  readonly #c: Ctx;
+  constructor(c: Ctx) {
+    this.#c = c;
+  }
+
+  async get(hostId: string): Promise<HostMeshRecord | undefined> {
+    const r = await this.#c.db.selectFrom('host_mesh').selectAll().where('host_id', '=', hostId).executeTakeFirst();
+    return r && toHostMesh(r);
+  }
+
+  async create(r: HostMeshRecord): Promise<void> {
+    await guardedWrite(this.#c, () =>
+      this.#c.db
+        .insertInto('host_mesh')
+        .values({ host_id: r.hostId, mesh_index: r.index, public_key: r.publicKey, endpoint: r.endpoint, updated_at: r.updatedAt })
+        .execute(),
+    );
+  }
+
+  async update(hostId: string, r: { publicKey: string; endpoint: string; updatedAt: string }): Promise<boolean> {
+    const res = await guardedWrite(this.#c, () =>
+      this.#c.db.updateTable('host_mesh').set({ public_key: r.publicKey, endpoint: r.endpoint, updated_at: r.updatedAt }).where('host_id', '=', hostId).executeTakeFirst(),
+    );
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  async list(): Promise<HostMeshRecord[]> {
+    return (await this.#c.db.selectFrom('host_mesh').selectAll().orderBy('mesh_index').execute()).map(toHostMesh);
   }
 }

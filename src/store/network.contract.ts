@@ -72,6 +72,23 @@ export function runNetworkContract(name: string, makeStore: StoreFactory): void 
       assert.deepEqual((await store.wireguardPeers.listForOrg(orgId)).map((p) => p.name), ['laptop-b']);
     });
 
+    test('host mesh: one row per host, unique index and key, the index never changes, listed by index', async () => {
+      const key = (n: number) => `${String(n).padStart(42, 'B')}A=`;
+      const h1 = { hostId: newId('host'), index: 2, publicKey: key(1), endpoint: '192.0.2.1:51820', updatedAt: T0 };
+      const h2 = { hostId: newId('host'), index: 1, publicKey: key(2), endpoint: '[2001:db8::2]:51820', updatedAt: T0 };
+      assert.equal(await store.hostMesh.get(h1.hostId), undefined);
+      await store.hostMesh.create(h1);
+      await store.hostMesh.create(h2);
+      await rejectsConflict(store.hostMesh.create({ ...h1, publicKey: key(3), index: 3 }), 'host_mesh.host_id');
+      await rejectsConflict(store.hostMesh.create({ hostId: newId('host'), index: 2, publicKey: key(4), endpoint: 'h3:51820', updatedAt: T0 }), 'host_mesh.mesh_index');
+      await rejectsConflict(store.hostMesh.create({ hostId: newId('host'), index: 5, publicKey: key(2), endpoint: 'h3:51820', updatedAt: T0 }), 'host_mesh.public_key');
+      assert.equal(await store.hostMesh.update(h1.hostId, { publicKey: key(6), endpoint: 'h1.example:51820', updatedAt: T1 }), true);
+      assert.equal(await store.hostMesh.update(newId('host'), { publicKey: key(7), endpoint: 'x:1', updatedAt: T1 }), false);
+      await rejectsConflict(store.hostMesh.update(h2.hostId, { publicKey: key(6), endpoint: 'x:1', updatedAt: T1 }), 'host_mesh.public_key');
+      assert.deepEqual(await store.hostMesh.get(h1.hostId), { ...h1, publicKey: key(6), endpoint: 'h1.example:51820', updatedAt: T1 });
+      assert.deepEqual((await store.hostMesh.list()).map((h) => [h.hostId, h.index]), [[h2.hostId, 1], [h1.hostId, 2]]);
+    });
+
     test('a transaction that fails leaves no peer behind', async () => {
       await assert.rejects(store.transaction(async (tx) => {
         await tx.wireguardPeers.create(aPeer(orgId, 'laptop', 7));

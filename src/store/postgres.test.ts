@@ -13,6 +13,9 @@ import { runIdentityContract } from './identity.contract.ts';
 import { runRuntimeContract } from './runtime.contract.ts';
 import { runSecretsContract } from './secrets.contract.ts';
 import { runNetworkContract } from './network.contract.ts';
+import { runCertsContract } from './certs.contract.ts';
+import { runVolumesContract } from './volumes.contract.ts';
+import { runBackupsContract } from './backups.contract.ts';
 
 const ADMIN_URL = process.env.WARD_TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const RUN = `ward_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -90,9 +93,27 @@ runRuntimeContract('PostgresStore', async () => {
   return { store, cleanup: () => store.close() };
 });
 
+runVolumesContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
+runBackupsContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
 runNetworkContract('PostgresStore', async () => {
   const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
   await query(contractDb, `truncate ${TABLES} cascade`);
+  return { store, cleanup: () => store.close() };
+});
+
+runCertsContract('PostgresStore', async () => {
+  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
+  await query(contractDb, 'truncate edge_certificates, edge_cert_status, acme_accounts, edge_cert_owners, edge_issuance_locks');
   return { store, cleanup: () => store.close() };
 });
 

@@ -47,6 +47,11 @@ function toRelease(r: Selectable<ReleasesTable>): Release {
     createdBy: r.created_by ?? null,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
+    // Migration 7's fields are present only when set, so releases made without them read back as written.
+    ...(r.target_count === null || r.target_count === undefined ? {} : { targetCount: Number(r.target_count) }),
+    ...(r.previous_count === null || r.previous_count === undefined ? {} : { previousCount: Number(r.previous_count) }),
+    ...(r.progress === null || r.progress === undefined ? {} : { progress: r.progress }),
+    ...(Number(r.steps ?? 0) > 0 ? { steps: Number(r.steps) } : {}),
   };
 }
 
@@ -152,6 +157,10 @@ export class Releases implements ReleaseRepo {
           created_by: r.createdBy,
           created_at: r.createdAt,
           updated_at: r.updatedAt,
+          target_count: r.targetCount ?? null,
+          previous_count: r.previousCount ?? null,
+          progress: r.progress ?? null,
+          steps: r.steps ?? 0,
         })
         .execute(),
     );
@@ -195,6 +204,17 @@ export class Releases implements ReleaseRepo {
       .set({ status: to, reason, updated_at: at })
       .where('id', '=', id)
       .where('status', 'in', [...from])
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  async advance(id: string, expectedSteps: number, progress: string, at: string): Promise<boolean> {
+    const r = await this.#c.db
+      .updateTable('releases')
+      .set({ progress, steps: expectedSteps + 1, updated_at: at })
+      .where('id', '=', id)
+      .where('status', '=', 'running')
+      .where('steps', '=', expectedSteps)
       .executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
   }

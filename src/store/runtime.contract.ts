@@ -165,6 +165,24 @@ export function runRuntimeContract(name: string, makeStore: StoreFactory): void 
         assert.equal(await store.releases.transition(r.id, [], 'failed', null, T2), false);
       });
 
+      test('advance records a step only at the expected step count of a running release; targetCount round-trips', async () => {
+        const { app } = await seed();
+        const r = aRelease(app.id, 1, { status: 'running', targetCount: 3, previousCount: 2 });
+        await store.releases.create(r);
+        assert.deepEqual(await store.releases.get(r.id), r);
+        const results = await Promise.all([store.releases.advance(r.id, 0, '1/3 replaced', T1), store.releases.advance(r.id, 0, 'other', T1)]);
+        assert.equal(results.filter(Boolean).length, 1);
+        const after = (await store.releases.get(r.id))!;
+        assert.equal(after.steps, 1);
+        assert.ok(after.progress === '1/3 replaced' || after.progress === 'other');
+        assert.equal(after.updatedAt, T1);
+        assert.equal(await store.releases.advance(r.id, 0, 'stale', T2), false);
+        assert.equal(await store.releases.advance(r.id, 1, '2/3 replaced', T2), true);
+        assert.equal(await store.releases.transition(r.id, ['running'], 'succeeded', null, T2), true);
+        assert.equal(await store.releases.advance(r.id, 2, 'after the end', T2), false, 'only running releases advance');
+        assert.deepEqual({ ...(await store.releases.get(r.id))! }, { ...r, status: 'succeeded', progress: '2/3 replaced', steps: 2, updatedAt: T2 });
+      });
+
       test('listByStatus finds in-flight deploys, oldest first', async () => {
         const { app } = await seed();
         const a = aRelease(app.id, 1, { status: 'running', createdAt: T1 });

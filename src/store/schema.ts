@@ -180,6 +180,11 @@ export interface ReleasesTable {
   created_by: string | null;
   created_at: string;
   updated_at: string;
+  /** target_count, previous_count, progress and steps: migration 7 (a deploy's resumable progress). */
+  target_count: number | null;
+  previous_count: number | null;
+  progress: string | null;
+  steps: number;
 }
 
 /** InstancesTable holds desired and observed state of each instance (Instance in src/core/runtime-types.ts). Migration 4. */
@@ -264,6 +269,15 @@ export interface OrgNetworksTable {
   updated_at: string;
 }
 
+/** HostMeshTable holds each host's place in the WireGuard mesh: slice index, public key, endpoint. Migration 10. */
+export interface HostMeshTable {
+  host_id: string;
+  mesh_index: number;
+  public_key: string;
+  endpoint: string;
+  updated_at: string;
+}
+
 /** WireGuardPeersTable holds people's WireGuard peers (public keys and addresses). Migration 6. */
 export interface WireGuardPeersTable {
   id: string;
@@ -275,11 +289,120 @@ export interface WireGuardPeersTable {
   created_at: string;
 }
 
+/** VolumesTable holds encrypted volumes and their wrapped keys. Migration 8. */
+export interface VolumesTable {
+  id: string;
+  org_id: string;
+  app_id: string;
+  name: string;
+  region: string;
+  host_id: string;
+  size_bytes: number;
+  wrapped_key: string;
+  sealed_with: string;
+  encryption: string | null;
+  formatted_at: string | null;
+  created_by: string | null;
+  created_at: string;
+}
+
+/** BackupTargetsTable holds each org's restic repository and its sealed password. Migration 9. */
+export interface BackupTargetsTable {
+  org_id: string;
+  repository: string;
+  password_sealed: string;
+  next_drill_at: string;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+/** BackupPoliciesTable holds a volume's backup schedule (cron) and retention counts. Migration 9. */
+export interface BackupPoliciesTable {
+  volume_id: string;
+  org_id: string;
+  schedule: string;
+  keep_daily: number;
+  keep_weekly: number;
+  keep_monthly: number;
+  keep_yearly: number;
+  next_run_at: string;
+  updated_at: string;
+}
+
+/** BackupRunsTable records every backup, restore and drill attempt, failed ones too. Migration 9. */
+export interface BackupRunsTable {
+  id: string;
+  org_id: string;
+  app_id: string | null;
+  volume_id: string;
+  volume_name: string;
+  kind: string;
+  trigger: string;
+  status: string;
+  snapshot_id: string | null;
+  consistency: string | null;
+  files: number | null;
+  bytes: number | null;
+  duration_ms: number | null;
+  error: string | null;
+  details: string | null;
+  requested_by: string | null;
+  started_at: string;
+  finished_at: string | null;
+  pruned_at: string | null;
+}
+
 /** WardMigrationsTable records each applied migration; see migrate.ts. */
 export interface WardMigrationsTable {
   version: number;
   name: string;
   applied_at: string;
+}
+
+/** EdgeCertificatesTable holds the edge's certificates: the chain in PEM, the key sealed; `names` is a JSON array. Migration 11. */
+export interface EdgeCertificatesTable {
+  name: string;
+  names: string;
+  cert_pem: string;
+  key_sealed: string;
+  not_before: string;
+  not_after: string;
+  source: string;
+  updated_at: string;
+}
+
+/** EdgeCertStatusTable holds where each managed name stands (pending, valid, failing, expired). Migration 11. */
+export interface EdgeCertStatusTable {
+  name: string;
+  state: string;
+  not_after: string | null;
+  renew_at: string | null;
+  last_attempt_at: string | null;
+  last_error: string | null;
+  failures: number;
+  next_attempt_at: string | null;
+}
+
+/** AcmeAccountsTable holds one ACME account per CA directory, its key sealed. Migration 11. */
+export interface AcmeAccountsTable {
+  directory_url: string;
+  email: string | null;
+  url: string | null;
+  key_sealed: string;
+}
+
+/** EdgeCertOwnersTable records which app asked for a name with `ward certs add -a APP`. Migration 11. */
+export interface EdgeCertOwnersTable {
+  name: string;
+  app: string;
+}
+
+/** EdgeIssuanceLocksTable holds one issuance lock per name; expires_at is epoch milliseconds (bigint). Migration 11. */
+export interface EdgeIssuanceLocksTable {
+  name: string;
+  owner: string;
+  expires_at: number;
 }
 
 /** DB is the whole schema, the type parameter of every Kysely<DB> in this folder. */
@@ -308,6 +431,16 @@ export interface DB {
   host_credentials: HostCredentialsTable;
   org_networks: OrgNetworksTable;
   wireguard_peers: WireGuardPeersTable;
+  host_mesh: HostMeshTable;
+  edge_certificates: EdgeCertificatesTable;
+  edge_cert_status: EdgeCertStatusTable;
+  acme_accounts: AcmeAccountsTable;
+  edge_cert_owners: EdgeCertOwnersTable;
+  edge_issuance_locks: EdgeIssuanceLocksTable;
+  volumes: VolumesTable;
+  backup_targets: BackupTargetsTable;
+  backup_policies: BackupPoliciesTable;
+  backup_runs: BackupRunsTable;
   ward_migrations: WardMigrationsTable;
 }
 
@@ -357,6 +490,19 @@ export const CONSTRAINTS = [
   { rule: 'wireguard_peers.org_name', pg: 'wireguard_peers_org_name_key', sqlite: 'wireguard_peers.org_id, wireguard_peers.name' },
   { rule: 'wireguard_peers.org_address', pg: 'wireguard_peers_org_address_key', sqlite: 'wireguard_peers.org_id, wireguard_peers.address' },
   { rule: 'wireguard_peers.public_key', pg: 'wireguard_peers_public_key_key', sqlite: 'wireguard_peers.public_key' },
+  { rule: 'edge_certificates.name', pg: 'edge_certificates_pkey', sqlite: 'edge_certificates.name' },
+  { rule: 'edge_cert_status.name', pg: 'edge_cert_status_pkey', sqlite: 'edge_cert_status.name' },
+  { rule: 'acme_accounts.directory_url', pg: 'acme_accounts_pkey', sqlite: 'acme_accounts.directory_url' },
+  { rule: 'edge_cert_owners.name', pg: 'edge_cert_owners_pkey', sqlite: 'edge_cert_owners.name' },
+  { rule: 'edge_issuance_locks.name', pg: 'edge_issuance_locks_pkey', sqlite: 'edge_issuance_locks.name' },
+  { rule: 'host_mesh.host_id', pg: 'host_mesh_pkey', sqlite: 'host_mesh.host_id' },
+  { rule: 'host_mesh.mesh_index', pg: 'host_mesh_mesh_index_key', sqlite: 'host_mesh.mesh_index' },
+  { rule: 'host_mesh.public_key', pg: 'host_mesh_public_key_key', sqlite: 'host_mesh.public_key' },
+  { rule: 'volumes.id', pg: 'volumes_pkey', sqlite: 'volumes.id' },
+  { rule: 'volumes.app_name', pg: 'volumes_app_name_key', sqlite: 'volumes.app_id, volumes.name' },
+  { rule: 'backup_targets.org_id', pg: 'backup_targets_pkey', sqlite: 'backup_targets.org_id' },
+  { rule: 'backup_policies.volume_id', pg: 'backup_policies_pkey', sqlite: 'backup_policies.volume_id' },
+  { rule: 'backup_runs.id', pg: 'backup_runs_pkey', sqlite: 'backup_runs.id' },
 ] as const;
 
 /** constraintName returns the PostgreSQL name of a uniqueness rule, for the DDL in migrations.ts. */

@@ -14,6 +14,9 @@ import { runIdentityContract } from './identity.contract.ts';
 import { runRuntimeContract } from './runtime.contract.ts';
 import { runSecretsContract } from './secrets.contract.ts';
 import { runNetworkContract } from './network.contract.ts';
+import { runCertsContract } from './certs.contract.ts';
+import { runVolumesContract } from './volumes.contract.ts';
+import { runBackupsContract } from './backups.contract.ts';
 
 let root = '';
 before(async () => {
@@ -75,7 +78,43 @@ runRuntimeContract('SqliteStore (file)', async () => {
   };
 });
 
+runVolumesContract('SqliteStore (file)', async () => {
+  const dir = await freshDir();
+  const store = await SqliteStore.open({ dataDir: dir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+runBackupsContract('SqliteStore (file)', async () => {
+  const dir = await freshDir();
+  const store = await SqliteStore.open({ dataDir: dir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
 runNetworkContract('SqliteStore (file)', async () => {
+  const dir = await freshDir();
+  const store = await SqliteStore.open({ dataDir: dir });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+runCertsContract('SqliteStore (file)', async () => {
   const dir = await freshDir();
   const store = await SqliteStore.open({ dataDir: dir });
   return {

@@ -40,6 +40,10 @@ export interface Store {
   readonly hostCredentials: HostCredentialRepo;
   readonly orgNetworks: OrgNetworkRepo;
   readonly wireguardPeers: WireGuardPeerRepo;
+  readonly edgeCerts: EdgeCertRepo;
+  readonly volumes: VolumeRepo;
+  readonly backups: BackupRepo;
+  readonly hostMesh: HostMeshRepo;
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** ping checks the database answers; it throws when it does not. */
   ping(): Promise<void>;
@@ -273,6 +277,12 @@ export interface ReleaseRepo {
    * exactly one makes each step.
    */
   transition(id: string, from: readonly ReleaseStatus[], to: ReleaseStatus, reason: string | null, at: string): Promise<boolean>;
+  /**
+   * advance records one step of a running deploy (its progress line) only if the release is still
+   * `running` and has taken exactly `expectedSteps` steps, and returns whether it did: the Deployer's
+   * guard, so of two control planes stepping one deploy, one places the next instances. Migration 7.
+   */
+  advance(id: string, expectedSteps: number, progress: string, at: string): Promise<boolean>;
 }
 
 /**
@@ -467,6 +477,140 @@ export interface WireGuardPeerRepo {
   remove(id: string): Promise<boolean>;
 }
 
+/**
+ * VolumeRecord is an app's encrypted volume (migration 8, docs/volumes.md): where it lives, its size,
+ * and its own random 256-bit key, stored only sealed under the app's data key, which the KEK wraps (bound
+ * to org, app and volume). Deleting
+ * the row is the crypto-erase: the loop file on the host is ciphertext nobody holds a key for.
+ */
+export interface VolumeRecord {
+  id: string;
+  orgId: string;
+  appId: string;
+  name: string;
+  region: string;
+  /** hostId is the host the volume's loop file lives on; instances that mount it are placed there. */
+  hostId: string;
+  sizeBytes: number;
+  /** wrappedKey is the volume's key sealed (AES-256-GCM) under what sealedWith names. */
+  wrappedKey: string;
+  /** sealedWith names the key wrappedKey is sealed under: 'app-data-key' (the app's data key, which the KEK wraps). */
+  sealedWith: string;
+  /** encryption is set by the host when it first formats the volume ('fscrypt' or 'luks2'); null before. */
+  encryption: string | null;
+  formattedAt: string | null;
+  createdBy: string | null;
+  createdAt: string;
+}
+
+/** VolumeRepo stores volumes (rules `volumes.id`, `volumes.app_name`). Lists are ordered by name. */
+export interface VolumeRepo {
+  create(v: VolumeRecord): Promise<void>;
+  get(id: string): Promise<VolumeRecord | undefined>;
+  findByName(appId: string, name: string): Promise<VolumeRecord | undefined>;
+  listForApp(appId: string): Promise<VolumeRecord[]>;
+  listForHost(hostId: string): Promise<VolumeRecord[]>;
+  /** setFormatted records the backend the host formatted the volume with; false when it is gone. */
+  setFormatted(id: string, encryption: string, at: string): Promise<boolean>;
+  /** remove deletes the volume and with it its wrapped key; false when there was none. */
+  remove(id: string): Promise<boolean>;
+}
+
+/**
+ * HostMeshRecord is a host's place in the WireGuard mesh (migration 10, docs/networking.md): its slice
+ * index in every org prefix (assigned by the control plane, never changed), the public key of the key
+ * pair its agent owns, and the endpoint (`host:port`) other hosts reach it at.
+ */
+export interface HostMeshRecord {
+  hostId: string;
+  index: number;
+  publicKey: string;
+  endpoint: string;
+  updatedAt: string;
+}
+
+/**
+ * HostMeshRepo stores one mesh row per host (rules `host_mesh.host_id`, `host_mesh.mesh_index`,
+ * `host_mesh.public_key`): of two hosts racing for the same free index, one gets StoreConflictError.
+ */
+export interface HostMeshRepo {
+  get(hostId: string): Promise<HostMeshRecord | undefined>;
+  create(r: HostMeshRecord): Promise<void>;
+  /** update changes a host's key and endpoint, never its index; false when the host has no row. */
+  update(hostId: string, r: { publicKey: string; endpoint: string; updatedAt: string }): Promise<boolean>;
+  /** list returns every host's row, by index. */
+  list(): Promise<HostMeshRecord[]>;
+}
+
+/**
+ * EdgeCertificateRecord is one of the edge's certificates (migration 11): the chain in PEM and the
+ * private key sealed by the edge ("edge-certs" sealing key, context `cert-key:<name>`). The store never
+ * holds the key in plaintext.
+ */
+export interface EdgeCertificateRecord {
+  /** name is the managed name (the first SAN); `names` every DNS name the certificate covers. */
+  name: string;
+  names: string[];
+  certPem: string;
+  keySealed: string;
+  notBefore: string;
+  notAfter: string;
+  source: 'acme' | 'manual';
+  updatedAt: string;
+}
+
+/** EdgeCertStatusRecord is where a managed name stands, for `ward certs list/show` and renewal. */
+export interface EdgeCertStatusRecord {
+  name: string;
+  state: 'pending' | 'valid' | 'failing' | 'expired';
+  notAfter: string | null;
+  renewAt: string | null;
+  lastAttemptAt: string | null;
+  lastError: string | null;
+  failures: number;
+  nextAttemptAt: string | null;
+}
+
+/** AcmeAccountRecord is an ACME account on one CA directory, its key sealed (context `acme-account:<url>`). */
+export interface AcmeAccountRecord {
+  directoryUrl: string;
+  email: string | null;
+  url: string | null;
+  keySealed: string;
+}
+
+/**
+ * EdgeCertRepo keeps the edge's certificates, their status, ACME accounts, the app that asked for each
+ * name, and the per-name issuance lock (migration 11). Every write of one record is one statement. The
+ * lock is what lets several edges share one database: tryLock takes a name's lock when it is free or
+ * expired (its expiry ≤ now) and says whether it did; of concurrent callers at most one gets true.
+ * refreshLock and releaseLock act only while `owner` still holds it. Times are epoch milliseconds.
+ */
+export interface EdgeCertRepo {
+  getCertificate(name: string): Promise<EdgeCertificateRecord | undefined>;
+  /** putCertificate creates or replaces the name's certificate. */
+  putCertificate(c: EdgeCertificateRecord): Promise<void>;
+  /** deleteCertificate removes the name's certificate and status together; false when neither existed. */
+  deleteCertificate(name: string): Promise<boolean>;
+  listCertificateNames(): Promise<string[]>;
+  getStatus(name: string): Promise<EdgeCertStatusRecord | undefined>;
+  /** putStatus creates or replaces the name's status. */
+  putStatus(s: EdgeCertStatusRecord): Promise<void>;
+  /** addStatus creates the status only if the name has none; false when it had one. */
+  addStatus(s: EdgeCertStatusRecord): Promise<boolean>;
+  /** listStatus returns every managed name's status, by name. */
+  listStatus(): Promise<EdgeCertStatusRecord[]>;
+  getAccount(directoryUrl: string): Promise<AcmeAccountRecord | undefined>;
+  putAccount(a: AcmeAccountRecord): Promise<void>;
+  getOwner(name: string): Promise<string | undefined>;
+  setOwner(name: string, app: string): Promise<void>;
+  deleteOwner(name: string): Promise<void>;
+  listOwners(): Promise<Array<{ name: string; app: string }>>;
+  tryLock(name: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
+  refreshLock(name: string, owner: string, now: number, ttlMs: number): Promise<boolean>;
+  releaseLock(name: string, owner: string): Promise<void>;
+}
+
 /** StoreConflictError is thrown when a write breaks a uniqueness rule; `constraint` names the rule. */
 export class StoreConflictError extends Error {
   readonly constraint: string;
@@ -484,4 +628,119 @@ export class StoreConflictError extends Error {
 export interface StoreLogger {
   info(obj: Record<string, unknown>, msg?: string): void;
   warn(obj: Record<string, unknown>, msg?: string): void;
+}
+
+/**
+ * BackupTargetRecord is an org's restic repository (migration 9, docs/backups.md). The password is the
+ * org's random backup key, sealed under the server's root data key; it is never stored or sent in clear.
+ */
+export interface BackupTargetRecord {
+  orgId: string;
+  repository: string;
+  passwordSealed: string;
+  /** nextDrillAt is when the weekly restore drill of the org's volumes is due. */
+  nextDrillAt: string;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** BackupPolicyRecord is a volume's backup schedule (cron, UTC) and retention counts. */
+export interface BackupPolicyRecord {
+  volumeId: string;
+  orgId: string;
+  schedule: string;
+  keepDaily: number;
+  keepWeekly: number;
+  keepMonthly: number;
+  keepYearly: number;
+  /** nextRunAt is when the scheduler backs the volume up next. */
+  nextRunAt: string;
+  updatedAt: string;
+}
+
+export type BackupRunKind = 'backup' | 'restore' | 'drill';
+/**
+ * BackupConsistency says how a backup was taken: 'command' (the mount's backup_command ran in the
+ * instance first), 'stopped' (no instance had the volume mounted: files at rest), or 'live' (an
+ * instance was running and no backup_command is set: files copied as they were).
+ */
+export type BackupConsistency = 'command' | 'stopped' | 'live';
+export type BackupRunStatus = 'running' | 'succeeded' | 'failed';
+
+/**
+ * BackupRunRecord is one attempt: a backup, a restore or a restore drill, manual or scheduled. A run
+ * starts as 'running' and ends 'succeeded' or 'failed' (with `error`); a run still 'running' after its
+ * process died is failed on the next start (failInterrupted). `consistency` says how a backup was
+ * taken (BackupConsistency).
+ */
+export interface BackupRunRecord {
+  id: string;
+  orgId: string;
+  appId: string | null;
+  volumeId: string;
+  volumeName: string;
+  kind: BackupRunKind;
+  trigger: 'manual' | 'schedule';
+  status: BackupRunStatus;
+  snapshotId: string | null;
+  consistency: BackupConsistency | null;
+  files: number | null;
+  bytes: number | null;
+  durationMs: number | null;
+  error: string | null;
+  /** details is a small JSON object (drill timings and tree digest, retention counts). */
+  details: Record<string, unknown> | null;
+  requestedBy: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+  /** prunedAt is when retention removed this backup's snapshot from the repository. */
+  prunedAt: string | null;
+}
+
+/** BackupRunEnd is what finishing a run sets. */
+export interface BackupRunEnd {
+  status: 'succeeded' | 'failed';
+  finishedAt: string;
+  durationMs: number;
+  snapshotId?: string | null;
+  consistency?: BackupConsistency | null;
+  files?: number | null;
+  bytes?: number | null;
+  error?: string | null;
+  details?: Record<string, unknown> | null;
+}
+
+/**
+ * BackupRepo stores backup targets (rule `backup_targets.org_id`), policies (`backup_policies.volume_id`)
+ * and runs (`backup_runs.id`). Runs are listed newest first.
+ */
+export interface BackupRepo {
+  getTarget(orgId: string): Promise<BackupTargetRecord | undefined>;
+  /** putTarget creates or replaces the org's target. */
+  putTarget(t: BackupTargetRecord): Promise<void>;
+  listTargets(): Promise<BackupTargetRecord[]>;
+  /** setNextDrill moves the org's next drill; false when the org has no target. */
+  setNextDrill(orgId: string, at: string): Promise<boolean>;
+  getPolicy(volumeId: string): Promise<BackupPolicyRecord | undefined>;
+  /** putPolicy creates or replaces a volume's policy. */
+  putPolicy(p: BackupPolicyRecord): Promise<void>;
+  listPolicies(orgId?: string): Promise<BackupPolicyRecord[]>;
+  /** setNextRun moves a volume's next scheduled backup; false when it has no policy. */
+  setNextRun(volumeId: string, at: string): Promise<boolean>;
+  createRun(r: BackupRunRecord): Promise<void>;
+  getRun(id: string): Promise<BackupRunRecord | undefined>;
+  /** finishRun ends a run that is still 'running'; false when it is not (finished already, or unknown). */
+  finishRun(id: string, end: BackupRunEnd): Promise<boolean>;
+  /** listRuns returns an org's runs, newest first, optionally of one volume and kinds, at most limit. */
+  listRuns(orgId: string, q?: { volumeId?: string; kinds?: BackupRunKind[]; limit?: number }): Promise<BackupRunRecord[]>;
+  /** lastSnapshot is the newest succeeded backup of the volume whose snapshot retention has not pruned. */
+  lastSnapshot(volumeId: string): Promise<BackupRunRecord | undefined>;
+  /** markPruned records that retention removed these snapshots of the volume; returns how many runs it marked. */
+  markPruned(volumeId: string, snapshotIds: string[], at: string): Promise<number>;
+  /**
+   * failInterrupted fails every run still 'running' that started before `before` (their process died:
+   * a restart, a crash), with `error`, only of `volumeIds` when given; returns them as they are now.
+   */
+  failInterrupted(before: string, at: string, error: string, volumeIds?: string[]): Promise<BackupRunRecord[]>;
 }
