@@ -6,12 +6,31 @@
 import { UserError, type Host, type Instance } from '../core/index.ts';
 import type { Resources } from '../config/index.ts';
 import { formatSize } from '../core/index.ts';
+import type { Store } from '../store/index.ts';
 
 export interface PlacementRequest {
   count: number;
   resources: Resources;
   /** region limits placement to hosts of one region; undefined places anywhere. */
   region: string | undefined;
+  /**
+   * hostId pins every instance to one host: the host holding the volumes the release mounts
+   * (volumeHost below). Undefined places anywhere.
+   */
+  hostId?: string | undefined;
+}
+
+/**
+ * volumeHost is the host an app's instances must run on for their `[[mounts]]`: the one holding the
+ * volumes (DeployService checks, before a release is made, that they all exist on one host). undefined
+ * when the release mounts none, or when a volume is gone (the agent then refuses to start it).
+ */
+export async function volumeHost(store: Pick<Store, 'volumes'>, appId: string, mounts: readonly { source: string }[]): Promise<string | undefined> {
+  for (const m of mounts) {
+    const v = await store.volumes.findByName(appId, m.source);
+    if (v) return v.hostId;
+  }
+  return undefined;
 }
 
 /**
@@ -20,7 +39,13 @@ export interface PlacementRequest {
  * then by name. Nothing fits: `unavailable` (no ready host) or `resources_exceed_host`.
  */
 export function place(hosts: readonly Host[], running: readonly Pick<Instance, 'hostId'>[], req: PlacementRequest): Host[] {
-  const ready = hosts.filter((h) => h.status === 'ready' && (req.region === undefined || h.region === req.region));
+  const ready = hosts.filter((h) => h.status === 'ready' && (req.region === undefined || h.region === req.region) && (req.hostId === undefined || h.id === req.hostId));
+  if (ready.length === 0 && req.hostId !== undefined) {
+    const host = hosts.find((h) => h.id === req.hostId);
+    throw new UserError('unavailable', `the host holding the app's volumes (${host?.name ?? req.hostId}) is not ready to run instances`, {
+      hint: 'an instance runs where its volumes are: start that host\'s agent again, or remove [[mounts]] from ward.toml',
+    });
+  }
   if (ready.length === 0) {
     const where = req.region === undefined ? '' : ` in region "${req.region}"`;
     throw new UserError('unavailable', `no host is ready to run instances${where}`, {

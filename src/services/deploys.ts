@@ -11,12 +11,12 @@ import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:os';
-import { isId, newId, newPlacement, toTimestamp, UserError, type Clock, type Host, type Instance, type Release } from '../core/index.ts';
+import { DEPLOY_STRATEGY_NAMES, isId, newId, newPlacement, toTimestamp, UserError, type Clock, type DeployStrategyName, type Instance, type Release } from '../core/index.ts';
 import { formatDiagnostics, normalizeAppConfig, validateAppConfig, type AppConfig, type KillSignal, type RawAppConfig } from '../config/index.ts';
 import type { Principal } from '../auth/index.ts';
 import { StoreConflictError, type Store } from '../store/index.ts';
 import type { Auditor, CallContext } from '../audit/index.ts';
-import { instanceCount, place } from '../scheduler/index.ts';
+import { instanceCount, place, volumeHost } from '../scheduler/index.ts';
 import { contextOf } from './audited.ts';
 import type { AppService, AppView } from './apps.ts';
 
@@ -69,8 +69,8 @@ export interface DeployServiceOptions {
   maxUploadBytes?: number;
   /** onDesiredChange tells agents to reconcile (desired state changed). */
   onDesiredChange?: () => void;
-  /** onRelease hands a new running release to the Deployer. */
-  onRelease?: (releaseId: string) => void;
+  /** onRelease hands a new running release to the Deployer; the deploy answers once it settles (first instances placed). */
+  onRelease?: (releaseId: string) => void | Promise<void>;
   /**
    * secretsVersion pins the release's secrets: the app's current secrets version (issue "Secrets"
    * plugs its SecretService in here); null, or absent, when the app has none.
@@ -101,6 +101,25 @@ export interface AppStatus {
   app: AppView;
   release: Release | undefined;
   instances: InstanceStatus[];
+}
+
+/** MAX_SCALE caps `ward scale count`: more instances of one app than this is taken for a typo. */
+export const MAX_SCALE = 100;
+
+/** ScaleView is how many instances of an app run (per region) and the limits a scale keeps. */
+export interface ScaleView {
+  app: AppView;
+  release: Release | undefined;
+  count: number;
+  regions: Record<string, number>;
+  minInstances: number;
+  max: number;
+}
+
+/** ScaleResult is a ScaleView after a scale, with the instances it placed and stopped. */
+export interface ScaleResult extends ScaleView {
+  started: string[];
+  stopped: string[];
 }
 
 export interface UploadResult {
@@ -222,20 +241,41 @@ export class DeployService {
     if (config.app !== undefined && config.app !== app.name) {
       throw new UserError('invalid_config', `the config is for app "${config.app}", not "${app.name}"`, { hint: `deploy with -a ${config.app}, or change app in ward.toml` });
     }
-    if (config.mounts.length > 0) {
-      throw new UserError('invalid_config', '[[mounts]] needs volumes, which this Ward cannot provide yet', { hint: 'remove [[mounts]] from ward.toml' });
-    }
     const warnings = diagnostics.filter((d) => d.severity === 'warning').map((d) => `${d.path}: ${d.message}`);
     return { config, raw: parsed, warnings };
   }
 
-  /** #strategy: only `immediate` runs today; asking for another is refused rather than quietly changed. */
-  #strategy(requested: string | undefined, raw: RawAppConfig): 'immediate' {
-    const asked = requested ?? raw.deploy?.strategy;
-    if (asked === undefined || asked === 'immediate') return 'immediate';
-    throw new UserError('bad_request', `the "${asked}" deploy strategy is not available yet; this Ward deploys with "immediate"`, {
-      hint: 'pass --strategy immediate, or remove strategy from [deploy] in ward.toml',
-    });
+  /**
+   * #volumesHost checks `[[mounts]]` against the app's volumes (issue "Volumes"): each must exist, in
+   * primary_region when one is set, and all on one host, which the instances are then pinned to.
+   */
+  async #volumesHost(app: AppView, config: AppConfig): Promise<string | undefined> {
+    let hostId: string | undefined;
+    for (const [i, m] of config.mounts.entries()) {
+      const v = await this.#o.store.volumes.findByName(app.id, m.source);
+      if (!v) {
+        throw new UserError('invalid_config', `mounts[${i}].source: app "${app.name}" has no volume "${m.source}"`, { hint: `ward volumes create ${m.source} --size 1gb -a ${app.name}` });
+      }
+      if (config.primaryRegion !== undefined && v.region !== config.primaryRegion) {
+        throw new UserError('invalid_config', `mounts[${i}].source: volume "${m.source}" is in region "${v.region}", not primary_region "${config.primaryRegion}"`, {
+          hint: 'create the volume in the app\'s region (ward volumes create --region), or change primary_region',
+        });
+      }
+      if (hostId !== undefined && v.hostId !== hostId) {
+        throw new UserError('invalid_config', `mounts[${i}].source: volume "${m.source}" is on another host than the app's other volumes; an instance runs on one host`, {
+          hint: 'mount volumes that live on one host (ward volumes show NAME names its host)',
+        });
+      }
+      hostId = v.hostId;
+    }
+    return hostId;
+  }
+
+  /** #strategy: the --strategy flag wins over ward.toml's [deploy] strategy, which defaults to rolling. */
+  #strategy(requested: string | undefined, config: AppConfig): DeployStrategyName {
+    const asked = requested ?? config.deploy.strategy;
+    if ((DEPLOY_STRATEGY_NAMES as readonly string[]).includes(asked)) return asked as DeployStrategyName;
+    throw new UserError('bad_request', `unknown deploy strategy ${JSON.stringify(asked)}`, { hint: `use one of ${DEPLOY_STRATEGY_NAMES.join(', ')}` });
   }
 
   /** #image resolves the deploy's image: a registry reference (pulled here) or an uploaded digest. */
@@ -259,16 +299,16 @@ export class DeployService {
   }
 
   /**
-   * deploy makes release N+1 of the app and places its instances; the Deployer then waits for them to
-   * be healthy and stops the previous release's (immediate strategy). Validation, the image and the
-   * placement are settled before anything is written; the release, its instances and the `app.deploy`
-   * entry commit together.
+   * deploy makes release N+1 of the app, `running`, with the number of instances it ends with (as many
+   * as run now, at least min_instances and one); the Deployer then places and replaces instances as the
+   * release's strategy says (docs/deploys.md). Validation, the image and the placement are settled
+   * before anything is written; the release and the `app.deploy` entry commit together.
    */
   async deploy(p: Principal, appRef: string, req: DeployRequest, ctx: CallContext = contextOf(p)): Promise<DeployResult> {
     const app = await this.#o.apps.resolve(p, appRef, 'app:deploy', ctx);
     if (typeof req.image !== 'string' || req.image.trim() === '') throw new UserError('bad_request', 'an image is required', { hint: 'ward deploy --image REF, or set [build] image in ward.toml' });
     const { config: base, raw, warnings } = this.#resolveConfig(app, req.config);
-    const strategy = this.#strategy(req.strategy, raw);
+    const strategy = this.#strategy(req.strategy, base);
     const { image, imageRef } = await this.#image(app, req.image);
     if ([...(image.config.Entrypoint ?? []), ...(image.config.Cmd ?? [])].length === 0) {
       throw new UserError('image_invalid', 'the image has no command to run (neither Entrypoint nor Cmd is set)', { hint: 'set ENTRYPOINT or CMD when building the image' });
@@ -276,57 +316,189 @@ export class DeployService {
     // kill_signal from ward.toml wins; else the image's StopSignal (when it is one Ward can send); else SIGTERM.
     const config: AppConfig = raw.kill_signal === undefined ? { ...base, killSignal: stopSignalOf(image.config.StopSignal) ?? base.killSignal } : base;
     const secretsVersion = (await this.#o.secretsVersion?.(app.id)) ?? null;
+    const hostId = await this.#volumesHost(app, config);
 
+    return this.#createRelease(p, app, ctx, {
+      config, strategy, imageRef, digest: image.digest, secretsVersion, hostId, warnings,
+      audit: (release, count) => ({ action: 'app.deploy', details: { app: app.name, version: release.version, image: imageRef, digest: image.digest, strategy, instances: count, secrets_version: secretsVersion } }),
+    });
+  }
+
+  /**
+   * #createRelease makes release N+1 `running` with the number of instances it ends with (as many as
+   * run now, at least min_instances and one) and hands it to the Deployer. One deploy at a time per app
+   * (`conflict`); placement is settled first (a release no host can take is refused, nothing written);
+   * the release and its audit entry commit together. The answer shows the release as the Deployer's
+   * first step left it, with the instances placed so far.
+   */
+  async #createRelease(p: Principal, app: AppView, ctx: CallContext, r: {
+    config: AppConfig;
+    strategy: DeployStrategyName;
+    imageRef: string;
+    digest: string;
+    secretsVersion: number | null;
+    hostId: string | undefined;
+    warnings: string[];
+    audit: (release: Release, count: number) => { action: string; details: Record<string, unknown> };
+  }): Promise<DeployResult> {
+    const { config, strategy } = r;
     for (let attempt = 0; ; attempt++) {
       try {
         const result = await this.#o.store.transaction(async (tx) => {
           const recent = await tx.releases.listForApp(app.id, 5);
-          const busy = recent.find((r) => r.status === 'running' || r.status === 'pending');
+          const busy = recent.find((x) => x.status === 'running' || x.status === 'pending');
           if (busy) {
             throw new UserError('conflict', `release v${busy.version} of "${app.name}" is still being deployed`, { hint: 'wait for it to finish (ward status), then deploy again' });
           }
           const running = (await tx.instances.listForApp(app.id, { active: true })).filter((i) => i.desiredState === 'running');
           const count = instanceCount(running.length, config.httpService?.minInstances);
-          const hosts = place(await tx.hosts.list(), running, { count, resources: config.resources, region: config.primaryRegion });
+          // Placement is settled here (a deploy no host can take is refused, nothing written); the
+          // Deployer then places the instances step by step as the strategy asks.
+          place(await tx.hosts.list(), running, { count, resources: config.resources, region: config.primaryRegion, hostId: r.hostId });
           const now = this.#now();
           const release: Release = {
             id: newId('release'),
             appId: app.id,
             version: (recent[0]?.version ?? (await tx.releases.latestVersion(app.id))) + 1,
-            imageRef,
-            imageDigest: image.digest,
+            imageRef: r.imageRef,
+            imageDigest: r.digest,
             config: JSON.stringify(config),
-            secretsVersion,
+            secretsVersion: r.secretsVersion,
             strategy,
             status: 'running',
             reason: null,
             createdBy: p.userId,
             createdAt: now,
             updatedAt: now,
+            targetCount: count,
+            previousCount: running.length,
+            progress: `0/${count} ${strategy === 'rolling' || strategy === 'canary' ? 'replaced' : 'healthy'}`,
           };
           await tx.releases.create(release);
-          const instances = hosts.map((h: Host): Instance =>
-            newPlacement({ id: newId('instance'), appId: app.id, releaseId: release.id, hostId: h.id, region: h.region, at: now }),
-          );
-          for (const i of instances) await tx.instances.create(i);
-          await this.#o.audit.record(tx, ctx, {
-            orgId: app.orgId,
-            action: 'app.deploy',
-            target: release.id,
-            outcome: 'success',
-            details: { app: app.name, version: release.version, image: imageRef, digest: image.digest, strategy, instances: instances.length, secrets_version: secretsVersion },
-          });
-          return { release, instances };
+          const entry = r.audit(release, count);
+          await this.#o.audit.record(tx, ctx, { orgId: app.orgId, action: entry.action, target: release.id, outcome: 'success', details: entry.details });
+          return { release };
         });
-        this.#o.onRelease?.(result.release.id);
+        await this.#o.onRelease?.(result.release.id);
         this.#o.onDesiredChange?.();
-        return { app, ...result, warnings };
+        const release = (await this.#o.store.releases.get(result.release.id)) ?? result.release;
+        return { app, release, instances: await this.#o.store.instances.listForRelease(release.id), warnings: r.warnings };
       } catch (e) {
         // Two deploys raced for the same version: the loser looks again (and finds the winner running).
         if (e instanceof StoreConflictError && e.constraint === 'releases.app_version' && attempt < 2) continue;
         throw e;
       }
     }
+  }
+
+  /**
+   * rollback makes a new release from release `version`'s content: its image digest and normalized
+   * config, with the app's CURRENT secrets version (a rollback undoes code, not a secret rotation: an
+   * old secrets version may hold a revoked credential; docs/deploys.md), deployed with the strategy the
+   * app's current release configures. Refused: an unknown version (`not_found`), one that never ran
+   * (`bad_request`), a deploy in progress (`conflict`), an image no longer stored (`image_not_found`).
+   * Recorded as `app.rollback`.
+   */
+  async rollback(p: Principal, appRef: string, version: number, ctx: CallContext = contextOf(p)): Promise<DeployResult> {
+    const app = await this.#o.apps.resolve(p, appRef, 'app:deploy', ctx);
+    const from = await this.#release(app.id, version);
+    if (from.status !== 'succeeded' && from.status !== 'rolled_back') {
+      throw new UserError('bad_request', `release v${version} never ran (it is ${from.status}); only a release that succeeded can be rolled back to`, { hint: 'ward releases lists them with their status' });
+    }
+    const images = this.#o.images;
+    if (!images) throw unavailable('rollbacks');
+    if (!(await images.get(from.imageDigest))) {
+      throw new UserError('image_not_found', `the image of release v${version} (${from.imageDigest}) is no longer stored on this server`, { hint: `deploy it again: ward deploy --image ${from.imageRef}` });
+    }
+    const config = JSON.parse(from.config) as AppConfig;
+    const current = (await this.#o.store.releases.listForApp(app.id, 20)).find((r) => r.status === 'succeeded');
+    const strategy = this.#strategy(undefined, current ? (JSON.parse(current.config) as AppConfig) : config);
+    const secretsVersion = (await this.#o.secretsVersion?.(app.id)) ?? null;
+    const hostId = await this.#volumesHost(app, config);
+    return this.#createRelease(p, app, ctx, {
+      config, strategy, imageRef: from.imageRef, digest: from.imageDigest, secretsVersion, hostId, warnings: [],
+      audit: (release, count) => ({ action: 'app.rollback', details: { app: app.name, version: release.version, from_version: version, digest: from.imageDigest, strategy, instances: count, secrets_version: secretsVersion } }),
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Scale
+
+  /** scaleShow: the app's instances that run or should, per region, with its current release and min_instances. */
+  async scaleShow(p: Principal, appRef: string, ctx: CallContext = contextOf(p)): Promise<ScaleView> {
+    const app = await this.#o.apps.resolve(p, appRef, 'app:read', ctx);
+    return this.#scaleView(app);
+  }
+
+  async #scaleView(app: AppView): Promise<ScaleView> {
+    const running = (await this.#o.store.instances.listForApp(app.id, { active: true })).filter((i) => i.desiredState === 'running');
+    const release = await this.#currentRelease(app.id, running);
+    const regions: Record<string, number> = {};
+    for (const i of running) regions[i.region] = (regions[i.region] ?? 0) + 1;
+    const minInstances = release ? ((JSON.parse(release.config) as AppConfig).httpService?.minInstances ?? 0) : 0;
+    return { app, release, count: running.length, regions, minInstances, max: MAX_SCALE };
+  }
+
+  async #currentRelease(appId: string, running: readonly Instance[]): Promise<Release | undefined> {
+    return currentOf(await this.#o.store.releases.listForApp(appId, 20), running);
+  }
+
+  /**
+   * scale sets how many instances of the current release run: in one region (`region`), or in all.
+   * More: new instances placed with `place` (spread over hosts); fewer: the newest extras stop (the
+   * edge drains them first). Refused: a count below `[http_service] min_instances`, below 0 or above
+   * MAX_SCALE (`bad_request`), during a deploy or with nothing deployed (`conflict`). An app scaled to 0
+   * scales up again with its newest succeeded release. The next deploy
+   * keeps the count (it starts as many instances as run). Recorded as `app.scale`.
+   */
+  async scale(p: Principal, appRef: string, req: { count: number; region?: string | undefined }, ctx: CallContext = contextOf(p)): Promise<ScaleResult> {
+    const app = await this.#o.apps.resolve(p, appRef, 'app:deploy', ctx);
+    const { count, region } = req;
+    if (!Number.isInteger(count) || count < 0) throw new UserError('bad_request', `the count must be a whole number, 0 or more, not ${JSON.stringify(count)}`, { hint: 'ward scale count 3' });
+    if (count > MAX_SCALE) {
+      throw new UserError('bad_request', `${count} instances is more than this Ward scales one app to (${MAX_SCALE})`, { hint: `ask for ${MAX_SCALE} or fewer; more instances of one app than that is likely a typo` });
+    }
+    const result = await this.#o.store.transaction(async (tx) => {
+      const recent = await tx.releases.listForApp(app.id, 20);
+      const busy = recent.find((r) => r.status === 'running' || r.status === 'pending');
+      if (busy) throw new UserError('conflict', `release v${busy.version} of "${app.name}" is being deployed; scale once it is done`, { hint: 'ward status shows how it goes' });
+      const running = (await tx.instances.listForApp(app.id, { active: true })).filter((i) => i.desiredState === 'running');
+      const release = currentOf(recent, running);
+      if (!release) throw new UserError('conflict', `app "${app.name}" has no release to scale: nothing was deployed yet`, { hint: 'deploy it first: ward deploy' });
+      const config = JSON.parse(release.config) as AppConfig;
+      const inScope = region === undefined ? running : running.filter((i) => i.region === region);
+      const total = running.length - inScope.length + count;
+      const min = config.httpService?.minInstances ?? 0;
+      if (total < min) {
+        throw new UserError('bad_request', `app "${app.name}" needs at least ${min} instance${min === 1 ? '' : 's'} ([http_service] min_instances); ${region === undefined ? count : `${count} in ${region}`} would leave ${total}`, {
+          hint: 'lower min_instances in ward.toml and deploy, or scale to more',
+        });
+      }
+      const at = this.#now();
+      const started: Instance[] = [];
+      let stopped: string[] = [];
+      if (count > inScope.length) {
+        // An app with [[mounts]] runs where its volumes are.
+        const hostId = await volumeHost(tx, app.id, config.mounts);
+        const hosts = place(await tx.hosts.list(), running, { count: count - inScope.length, resources: config.resources, region: region ?? config.primaryRegion, hostId });
+        for (const h of hosts) started.push(newPlacement({ id: newId('instance'), appId: app.id, releaseId: release.id, hostId: h.id, region: h.region, at }));
+        for (const i of started) await tx.instances.create(i);
+      } else if (count < inScope.length) {
+        // The newest extras go: the longest-running instances have proven themselves.
+        stopped = [...inScope].sort((x, y) => (x.createdAt < y.createdAt ? 1 : x.createdAt > y.createdAt ? -1 : x.id < y.id ? 1 : -1)).slice(0, inScope.length - count).map((i) => i.id);
+        for (const id of stopped) await tx.instances.setDesired(id, 'stopped', at);
+      }
+      await this.#o.audit.record(tx, ctx, {
+        orgId: app.orgId,
+        action: 'app.scale',
+        target: app.id,
+        outcome: 'success',
+        details: { app: app.name, release: release.version, from: running.length, to: total, ...(region === undefined ? {} : { region }), started: started.length, stopped: stopped.length },
+      });
+      return { started, stopped };
+    });
+    if (result.started.length > 0 || result.stopped.length > 0) this.#o.onDesiredChange?.();
+    return { ...(await this.#scaleView(app)), started: result.started.map((i) => i.id), stopped: result.stopped };
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -449,6 +621,14 @@ export class DeployService {
       unsubscribe();
     };
   }
+}
+
+/**
+ * currentOf picks the release a scale adds instances of: the newest succeeded release that has
+ * instances meant to run, else (an app scaled to 0) the newest succeeded one.
+ */
+function currentOf(releases: readonly Release[], running: readonly Instance[]): Release | undefined {
+  return releases.find((r) => r.status === 'succeeded' && running.some((i) => i.releaseId === r.id)) ?? releases.find((r) => r.status === 'succeeded');
 }
 
 function tooLarge(bytes: number, max: number): UserError {

@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { parseDuration, UserError, type Release } from '../../core/index.ts';
 import type { Deployer } from '../../scheduler/index.ts';
-import type { DeployService, InstanceStatus, LogSourceEntry } from '../../services/index.ts';
+import type { DeployService, InstanceStatus, LogSourceEntry, ScaleView } from '../../services/index.ts';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
 import { errorResponses } from '../schemas.ts';
@@ -30,6 +30,9 @@ export const releaseView = (r: Release) => ({
   image: r.imageRef,
   digest: r.imageDigest,
   strategy: r.strategy,
+  // What the deploy ends with and where it stands ("2/3 replaced"); null for releases placed up front.
+  target_count: r.targetCount ?? null,
+  progress: r.progress ?? null,
   secrets_version: r.secretsVersion,
   created_by: r.createdBy,
   created_at: r.createdAt,
@@ -66,7 +69,9 @@ const releaseSchema = {
     reason: nullable('string'),
     image: { type: 'string', description: 'The image reference deployed (a registry reference, or sha256:… for an upload).' },
     digest: { type: 'string', description: 'The manifest digest every instance of the release runs.' },
-    strategy: { type: 'string' },
+    strategy: { type: 'string', enum: ['rolling', 'canary', 'bluegreen', 'immediate'] },
+    target_count: { type: ['integer', 'null'], description: 'How many instances the deploy ends with; its strategy places them step by step.' },
+    progress: { type: ['string', 'null'], description: 'Where the deploy stands, for people: "2/3 replaced", "1/2 healthy".' },
     secrets_version: nullable('integer'),
     created_by: nullable('string'),
     created_at: { type: 'string', format: 'date-time' },
@@ -147,7 +152,7 @@ export const deployRoutes = (s: Services, d: DeployRoutesDeps) => async (app: Fa
     config: { auth: 'app:deploy' },
     schema: {
       summary: 'Deploy an image as a new release',
-      description: 'Makes release N+1 from an image (a registry reference, pulled by the server, or the sha256 digest of an upload) and the app\'s ward.toml (parsed, validated again here), places its instances, and returns at once; the release then runs its strategy (immediate today). Follow it with GET /v1/apps/{app}/releases/{version}.',
+      description: 'Makes release N+1 from an image (a registry reference, pulled by the server, or the sha256 digest of an upload) and the app\'s ward.toml (parsed, validated again here), and returns at once; the release then runs its strategy (rolling by default; `strategy` here wins over ward.toml\'s), which places and replaces instances step by step. Follow it with GET /v1/apps/{app}/releases/{version}.',
       tags: ['deploys'],
       params: appParam,
       body: {
@@ -222,6 +227,65 @@ export const deployRoutes = (s: Services, d: DeployRoutesDeps) => async (app: Fa
   }, async (req) => {
     const r = await deploys.release(principalOf(req), req.params.app, Number(req.params.version.replace(/^v/, '')), ctxOf(req));
     return { release: releaseView(r.release), instances: r.instances.map(instanceView) };
+  });
+
+  app.post<{ Params: { app: string; version: string } }>('/v1/apps/:app/releases/:version/rollback', {
+    config: { auth: 'app:deploy' },
+    schema: {
+      summary: 'Roll back to an earlier release',
+      description: 'Makes a new release from release {version}\'s image digest and normalized config, with the app\'s current secrets version, and deploys it with the strategy the app\'s current release configures (docs/deploys.md). Refused: an unknown version (404), one that never ran (400), while a deploy runs (409). Answers like a deploy; follow it with GET /v1/apps/{app}/releases/{new version}.',
+      tags: ['deploys'],
+      params: { type: 'object', required: ['app', 'version'], properties: { app: { type: 'string', maxLength: 63 }, version: { type: 'string', pattern: '^v?[0-9]{1,9}$' } } },
+      response: {
+        201: { type: 'object', required: ['release', 'instances'], properties: { app: { $ref: 'App#' }, release: { $ref: 'Release#' }, instances: instanceList, warnings: { type: 'array', items: { type: 'string' } } } },
+        ...errorResponses(400, 401, 403, 404, 409, 503),
+      },
+    },
+  }, async (req, reply) => {
+    const r = await deploys.rollback(principalOf(req), req.params.app, Number(req.params.version.replace(/^v/, '')), ctxOf(req));
+    req.log.info({ app_id: r.app.id, release_id: r.release.id, version: r.release.version, digest: r.release.imageDigest }, 'rollback release created');
+    const hosts = new Map((await s.store.hosts.list()).map((h) => [h.id, h.name]));
+    return reply.status(201).send({
+      app: appView(r.app),
+      release: releaseView(r.release),
+      instances: r.instances.map((i) => instanceView({ ...i, hostName: hosts.get(i.hostId) ?? i.hostId, releaseVersion: r.release.version })),
+      warnings: r.warnings,
+    });
+  });
+
+  const scaleResponse = {
+    type: 'object',
+    required: ['count', 'regions', 'min_instances', 'max', 'release'],
+    properties: {
+      count: { type: 'integer', description: 'Instances that run or should, in every region.' },
+      regions: { type: 'object', additionalProperties: { type: 'integer' } },
+      min_instances: { type: 'integer' },
+      max: { type: 'integer', description: 'The most instances one app may be scaled to.' },
+      release: { type: ['integer', 'null'], description: 'The version new instances run.' },
+      started: { type: 'array', items: { type: 'string' } },
+      stopped: { type: 'array', items: { type: 'string' } },
+    },
+  } as const;
+  const scaleView = (v: ScaleView) => ({ count: v.count, regions: v.regions, min_instances: v.minInstances, max: v.max, release: v.release?.version ?? null });
+
+  app.get<{ Params: { app: string } }>('/v1/apps/:app/scale', {
+    config: { auth: 'app:read' },
+    schema: { summary: 'How many instances the app runs, per region', tags: ['deploys'], params: appParam, response: { 200: scaleResponse, ...errorResponses(401, 404) } },
+  }, async (req) => scaleView(await deploys.scaleShow(principalOf(req), req.params.app, ctxOf(req))));
+
+  app.post<{ Params: { app: string }; Body: { count: number; region?: string } }>('/v1/apps/:app/scale', {
+    config: { auth: 'app:deploy' },
+    schema: {
+      summary: 'Set how many instances of the current release run',
+      description: 'More: new instances of the current release are placed (spread over hosts). Fewer: the newest extras stop. With `region`, the count is for that region. Refused below [http_service] min_instances, above `max` (400), during a deploy or before the first (409).',
+      tags: ['deploys'],
+      params: appParam,
+      body: { type: 'object', required: ['count'], additionalProperties: false, properties: { count: { type: 'integer' }, region: { type: 'string', minLength: 1, maxLength: 63 } } },
+      response: { 200: scaleResponse, ...errorResponses(400, 401, 403, 404, 409, 503) },
+    },
+  }, async (req) => {
+    const r = await deploys.scale(principalOf(req), req.params.app, { count: req.body.count, region: req.body.region }, ctxOf(req));
+    return { ...scaleView(r), started: r.started, stopped: r.stopped };
   });
 
   app.post<{ Params: { app: string }; Body: { instance?: string } | undefined }>('/v1/apps/:app/restart', {

@@ -6,10 +6,7 @@ import { assertValidAppConfig, formatDiagnostics, parseAppConfig, type AppConfig
 import { apiPath } from '../client.ts';
 import { defineCommand, jsonFlag, type Context } from '../command.ts';
 import { localImage } from '../image-archive.ts';
-import { printInstances, type ApiInstance, type ApiRelease } from './deploy-fields.ts';
-
-/** POLL_MS is how often `ward deploy` looks at the release it follows. */
-const POLL_MS = 500;
+import { followRelease, printInstances, type ApiInstance, type ApiRelease } from './deploy-fields.ts';
 
 interface DeployAnswer {
   release: ApiRelease;
@@ -44,16 +41,19 @@ export default defineCommand({
   description: [
     'Reads ./ward.toml (or --config), validates it, and deploys the image from --image or [build] image.',
     'A registry reference is pulled by the server; a local archive (oci-archive:PATH, docker-archive:PATH,',
-    'oci:DIR) is uploaded from this machine first. The new release\'s instances start, and once all are',
-    'healthy the previous release\'s stop (strategy immediate). If they never get healthy, the release fails,',
-    'the previous one keeps serving, and the command exits 1 with the instance\'s last log lines.',
+    'oci:DIR) is uploaded from this machine first. The release then replaces the running one with its',
+    'strategy (--strategy, else [deploy] strategy, else rolling): rolling starts max_unavailable new',
+    'instances and stops as many old ones once they are healthy, canary starts one first, bluegreen starts a',
+    'full new set and switches once all are healthy, immediate starts all and stops the old once all are',
+    'healthy. If a new instance never gets healthy, the release fails, the previous one keeps serving, and',
+    'the command exits 1 with the instance\'s last log lines. See docs/deploys.md.',
     'Progress goes to stderr; --json prints a summary on stdout; --detach returns once the release is made.',
   ].join('\n'),
   flags: {
     app: { type: 'string', short: 'a', placeholder: 'APP', description: 'The app (default: the app of ward.toml)' },
     config: { type: 'string', placeholder: 'PATH', description: 'The ward.toml to deploy (default ./ward.toml)' },
     image: { type: 'string', placeholder: 'REF', description: 'The image: registry/app:tag, …@sha256:…, oci-archive:PATH, docker-archive:PATH or oci:DIR' },
-    strategy: { type: 'string', placeholder: 'NAME', choices: ['rolling', 'canary', 'bluegreen', 'immediate'], description: 'How to replace the running release (only immediate is available yet)' },
+    strategy: { type: 'string', placeholder: 'NAME', choices: ['rolling', 'canary', 'bluegreen', 'immediate'], description: 'How to replace the running release (default: [deploy] strategy in ward.toml, else rolling)' },
     detach: { type: 'boolean', description: 'Return once the release is made, without waiting for it' },
     json: jsonFlag,
   },
@@ -87,46 +87,13 @@ export default defineCommand({
     const made = await ctx.api.post<DeployAnswer>(apiPath`/v1/apps/${app}/deploy`, body, { timeoutMs: 30 * 60_000 });
     for (const w of made.warnings) ctx.out.info(`Warning: ${w}`);
     if (!local) step(`Image resolved: ${made.release.digest}`);
-    const n = made.instances.length;
+    const n = made.release.target_count ?? made.instances.length;
     step(`Release v${made.release.version} created (${made.release.strategy}): starting ${n} instance${n === 1 ? '' : 's'}`);
     if (flags.detach) {
       ctx.out.result({ app, release: made.release, instances: made.instances }, () => printInstances(ctx.out, made.instances));
       return;
     }
-
     // Follow the release until it is over; the server fails it after wait_timeout, so this ends.
-    const wait = (loaded?.config.deploy.waitTimeoutMs ?? 5 * 60_000) + 60_000;
-    let seenRunning = -1;
-    let seenHealthy = -1;
-    let current = { release: made.release, instances: made.instances };
-    for (;;) {
-      current = await ctx.api.get<{ release: ApiRelease; instances: ApiInstance[] }>(apiPath`/v1/apps/${app}/releases/${made.release.version}`);
-      const running = current.instances.filter((i) => i.state === 'running').length;
-      const healthy = current.instances.filter((i) => i.state === 'running' && i.health === 'passing').length;
-      if (running !== seenRunning && running > 0) step(`Instances started ${running}/${current.instances.length}`);
-      if (healthy !== seenHealthy && healthy > 0) step(`Health checks passing ${healthy}/${current.instances.length}`);
-      seenRunning = running;
-      seenHealthy = healthy;
-      if (current.release.status !== 'running' && current.release.status !== 'pending') break;
-      if (Date.now() - started > wait) throw new UserError('api_unreachable', `release v${made.release.version} is still deploying after ${Math.round(wait / 1000)}s`, { hint: 'follow it with ward status' });
-      await new Promise((r) => setTimeout(r, POLL_MS));
-    }
-    const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    const summary = { app, status: current.release.status, duration_ms: Date.now() - started, release: current.release, instances: current.instances };
-    if (current.release.status === 'succeeded') {
-      step(`Release v${current.release.version} succeeded in ${seconds}s`);
-      ctx.out.result(summary, () => printInstances(ctx.out, current.instances));
-      return;
-    }
-    step(`Release v${current.release.version} ${current.release.status} after ${seconds}s`);
-    for (const i of current.instances) {
-      if (!i.last_log?.length) continue;
-      ctx.out.info(`Last lines of ${i.id}:`);
-      for (const l of i.last_log) ctx.out.info(`  ${l}`);
-    }
-    if (ctx.out.json) ctx.out.result(summary, () => {});
-    throw new UserError('deploy_failed', `release v${current.release.version} ${current.release.status}: ${current.release.reason ?? 'no reason given'}`, {
-      hint: `the previous release keeps serving; see ward logs -a ${app}`,
-    });
+    await followRelease(ctx, app, made, { started, waitMs: (loaded?.config.deploy.waitTimeoutMs ?? 5 * 60_000) + 60_000 });
   },
 });

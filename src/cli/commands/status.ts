@@ -6,7 +6,7 @@ import { printInstances, type ApiInstance, type ApiRelease } from './deploy-fiel
 export default defineCommand({
   name: 'status',
   summary: 'Show the app\'s current release and its instances',
-  description: 'Lists the instances that run or should: id, release, region, host, state, health, restarts and private addresses.',
+  description: 'Shows the current release (and, while a deploy runs, its strategy and progress: "2/3 replaced"), then the instances that run or should: id, release, region, host, state, health, restarts and private addresses.',
   flags: { json: jsonFlag },
   requireSession: true,
   requireApp: true,
@@ -16,7 +16,8 @@ export default defineCommand({
     ctx.out.result(st, () => {
       ctx.out.fields([
         ['App', `${st.app.name} (org ${st.app.org.name})`],
-        ['Release', st.release ? `v${st.release.version} ${st.release.status}${st.release.reason ? `: ${st.release.reason}` : ''}` : 'none yet'],
+        ['Release', st.release ? `v${st.release.version} ${st.release.status}${st.release.reason ? `: ${st.release.reason.split('\n')[0]}` : ''}` : 'none yet'],
+        ['Deploy', st.release?.status === 'running' ? `${st.release.strategy}, ${st.release.progress ?? 'starting'}` : undefined],
         ['Image', st.release ? `${st.release.image}${st.release.image === st.release.digest ? '' : ` (${st.release.digest.slice(0, 19)})`}` : undefined],
       ]);
       ctx.out.line('');
