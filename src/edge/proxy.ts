@@ -249,6 +249,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   dispatch(failed: PoolState | undefined): void {
+    if (this.attempts > 0) {
+      // A retry reads the current table: an instance drained (or stopped) since the request arrived is no
+      // longer in it. The same app only: the tenant checks were made for this route's app.
+      const now = this.ctx.routes().lookup(this.host);
+      if (now && now.app === this.route!.app) this.route = now;
+    }
     const route = this.route!;
     const picked = this.ctx.pools.pick(route.upstreams.healthy(), route.concurrency, failed);
     if (picked === undefined) {

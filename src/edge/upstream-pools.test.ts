@@ -70,3 +70,21 @@ test('two Upstream objects with one address share a pool; reap drains pools no r
   assert.equal(local.size, 1);
   await local.close();
 });
+
+test('drain waits for an instance\'s requests in flight (by its id), then closes its pool', async () => {
+  const local = new UpstreamPools(DEFAULT_LIMITS);
+  const u = { id: 'ins_x', host: '127.0.0.1', port: 11 };
+  const s = local.state(u);
+  s.outstanding = 1;
+  assert.equal(local.inFlight('ins_x'), 1);
+  assert.equal(local.inFlight('ins_other'), 0);
+  const drained = local.drain('ins_x', 5_000);
+  setTimeout(() => (s.outstanding = 0), 50);
+  assert.deepEqual(await drained, { inFlight: 0 });
+  assert.equal(local.size, 0, 'the pool is closed: its keep-alive connections are not reused');
+  assert.notEqual(local.state(u), s, 'a late request to the address gets a new pool');
+  local.state(u).outstanding = 1;
+  assert.deepEqual(await local.drain('ins_x', 30), { inFlight: 1 }, 'the budget runs out with a request in flight');
+  assert.deepEqual(await local.drain('ins_unknown', 1_000), { inFlight: 0 });
+  await local.destroy();
+});

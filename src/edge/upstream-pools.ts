@@ -12,6 +12,9 @@ export interface PoolState {
   outstanding: number;
 }
 
+/** DRAIN_POLL_MS is how often drain looks at an instance's in-flight count. */
+const DRAIN_POLL_MS = 20;
+
 /** BUSY means every healthy instance is at its hard concurrency limit. */
 export const BUSY = 'busy' as const;
 
@@ -24,6 +27,8 @@ export class UpstreamPools {
   readonly #byKey = new Map<string, PoolState>();
   // Upstream objects live as long as their source's list; caching by identity spares a string per request.
   #byUpstream = new WeakMap<Upstream, PoolState>();
+  // Which pools an instance id was sent to: drain(id) finds them after the instance left the route table.
+  readonly #keysById = new Map<string, Set<string>>();
   readonly #options: Pool.Options;
   #rr = 0;
   #closed = false;
@@ -52,7 +57,38 @@ export class UpstreamPools {
       this.#byKey.set(key, s);
     }
     this.#byUpstream.set(u, s);
+    let keys = this.#keysById.get(u.id);
+    if (!keys) this.#keysById.set(u.id, (keys = new Set()));
+    keys.add(key);
     return s;
+  }
+
+  /** inFlight is the number of requests in flight to an instance (by its upstream id), across its pools. */
+  inFlight(id: string): number {
+    let n = 0;
+    for (const key of this.#keysById.get(id) ?? []) n += this.#byKey.get(key)?.outstanding ?? 0;
+    return n;
+  }
+
+  /**
+   * drain waits until no request is in flight to the instance `id` (at most timeoutMs), then closes its
+   * pools: their idle keep-alive connections are never reused, and a request that still reaches for the
+   * address (a retry holding an older route table) opens a new connection. Call it after the instance
+   * left the route table, or new requests keep arriving. It resolves with what was still in flight.
+   */
+  async drain(id: string, timeoutMs: number): Promise<{ inFlight: number }> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.inFlight(id) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, DRAIN_POLL_MS));
+    const left = this.inFlight(id);
+    for (const key of this.#keysById.get(id) ?? []) {
+      const s = this.#byKey.get(key);
+      if (!s) continue;
+      this.#byKey.delete(key);
+      // close, not destroy: what is still in flight (a timeout) ends with the process, not here.
+      void s.pool.close().catch(() => {});
+    }
+    this.#keysById.delete(id);
+    return { inFlight: left };
   }
 
   /**
@@ -105,6 +141,10 @@ export class UpstreamPools {
       this.#byKey.delete(key);
       void s.pool.close().catch(() => {});
     }
+    for (const [id, keys] of this.#keysById) {
+      for (const key of keys) if (!this.#byKey.has(key)) keys.delete(key);
+      if (keys.size === 0) this.#keysById.delete(id);
+    }
   }
 
   /** size is the number of open pools. */
@@ -117,6 +157,7 @@ export class UpstreamPools {
     this.#closed = true;
     const all = [...this.#byKey.values()];
     this.#byKey.clear();
+    this.#keysById.clear();
     this.#byUpstream = new WeakMap();
     await Promise.all(all.map((s) => s.pool.close().catch(() => {})));
   }
@@ -126,6 +167,7 @@ export class UpstreamPools {
     this.#closed = true;
     const all = [...this.#byKey.values()];
     this.#byKey.clear();
+    this.#keysById.clear();
     await Promise.all(all.map((s) => s.pool.destroy().catch(() => {})));
   }
 }

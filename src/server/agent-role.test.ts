@@ -33,3 +33,16 @@ test('the agent role needs root: without it, a clear error that says how to run 
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('an agent or edge without the control role needs the control plane\'s database', async () => {
+  const { startServer } = await import('./index.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'ward-split-roles-'));
+  try {
+    for (const roles of ['agent,edge', 'agent', 'edge']) {
+      const config = resolveServerConfig({ flags: { 'data-dir': dir, roles, 'log-level': 'silent' }, env: {}, cwd: dir });
+      await assert.rejects(startServer(config), (e: unknown) => e instanceof UserError && e.code === 'invalid_config' && /--database-url/.test(e.hint ?? ''), roles);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,16 +1,19 @@
 // The edge role's feed: routes from the store's current releases, upstreams from the health registry
 // (a change there reaches the edge without a store query), a conflicting table refused, and `ward certs`
-// names scoped to their app. No ACME here: the issuer always fails (test/integration/edge-server.test.ts
+// names scoped to their app; a stopping instance drained (requests in flight finish, its keep-alive
+// connections close); the bluegreen hold-back and switch. No ACME here: the issuer always fails (test/integration/edge-server.test.ts
 // runs Pebble).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { resolveServerConfig } from '../config/index.ts';
 import { openStore, type Store } from '../store/index.ts';
+import { toTimestamp } from '../core/index.ts';
 import { ephemeralSealingKeys } from '../secrets/index.ts';
 import { HealthRegistry } from '../agent/health/index.ts';
 import { appConfig, placeRelease, seedStore, waitFor } from '../agent/testing.ts';
@@ -18,6 +21,7 @@ import { IssuanceError } from '../edge/index.ts';
 import { startEdgeRole, type EdgeRole } from './edge-role.ts';
 
 const IMAGE = { digest: `sha256:${'a'.repeat(64)}` } as never;
+const DIGEST = `sha256:${'a'.repeat(64)}`;
 
 describe('edge role', () => {
   let dir = '';
@@ -112,5 +116,154 @@ describe('edge role', () => {
     await placeRelease(store, seed, 1, IMAGE, appConfig({ app: seed.appName }));
     await role.refresh();
     assert.equal((await get(`${seed.appName}.ward.test`)).status, 404);
+  });
+});
+
+describe('edge role: draining and the bluegreen switch', () => {
+  let dir = '';
+  let store: Store;
+  let role: EdgeRole;
+  const health = new HealthRegistry();
+  const backends: Array<{ server: Server; port: number; sockets: Set<Socket>; hung: Array<() => void> }> = [];
+
+  /** backend answers its name; /slow after 300 ms; /hang only when the test lets it go. */
+  const backend = async (name: string) => {
+    const sockets = new Set<Socket>();
+    const hung: Array<() => void> = [];
+    const server = createServer((req, res) => {
+      if (req.url === '/slow') return void setTimeout(() => res.end(`${name} slow`), 300);
+      if (req.url === '/hang') return void hung.push(() => res.end(`${name} hung`));
+      res.end(name);
+    });
+    server.on('connection', (s: Socket) => {
+      sockets.add(s);
+      s.once('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const b = { server, port: (server.address() as { port: number }).port, sockets, hung };
+    backends.push(b);
+    return b;
+  };
+  const get = (host: string, path = '/') =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port: role.addresses().http!.port, path, headers: { host }, agent: false }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const release = async (appId: string, version: number, strategy: 'immediate' | 'bluegreen', config: unknown) => {
+    const now = toTimestamp(new Date());
+    const r = { id: `rel_${version}${Math.random().toString(36).slice(2, 10)}`, appId, version, imageRef: DIGEST, imageDigest: DIGEST, config: JSON.stringify(config), secretsVersion: null, strategy, status: 'running' as const, reason: null, createdBy: null, createdAt: now, updatedAt: now };
+    await store.releases.create(r as never);
+    return r;
+  };
+  const succeed = (id: string) => store.releases.transition(id, ['running'], 'succeeded', null, toTimestamp(new Date()));
+  const passing = (appId: string, instanceId: string, releaseId: string, port: number) =>
+    health.set({ appId, instanceId, releaseId, addresses: ['127.0.0.1'], address: '127.0.0.1', port, health: 'passing' });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'ward-edge-drain-'));
+    store = await openStore({ dataDir: join(dir, 'data') });
+    const config = resolveServerConfig({
+      flags: { 'data-dir': join(dir, 'data'), roles: 'control,edge', 'http-listen': '127.0.0.1:0', 'https-listen': '127.0.0.1:0', 'log-level': 'silent' },
+      env: {},
+      cwd: process.cwd(),
+    });
+    // A slow refresh: every change below must come from refresh() (the Deployer's event) or drain().
+    role = await startEdgeRole(config, store, {
+      health,
+      sealing: ephemeralSealingKeys(),
+      logger: pino({ level: 'silent' }),
+      refreshMs: 60_000,
+      issuer: { issue: async () => Promise.reject(new IssuanceError('no CA in this test')) },
+    });
+  });
+
+  after(async () => {
+    for (const b of backends) b.hung.forEach((f) => f());
+    await role?.close();
+    for (const b of backends) {
+      b.server.closeAllConnections();
+      await new Promise((r) => b.server.close(r));
+    }
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a stopping instance is drained: the request in flight finishes first, then its connections close', async () => {
+    const a = await backend('a');
+    const b = await backend('b');
+    const seed = await seedStore(store);
+    const cfg = appConfig({ app: seed.appName, http_service: { internal_port: a.port, hostnames: ['drain.ward.test'], force_https: false } });
+    const r1 = await release(seed.appId, 1, 'immediate', cfg);
+    await succeed(r1.id);
+    passing(seed.appId, 'ins_a', r1.id, a.port);
+    passing(seed.appId, 'ins_b', r1.id, b.port);
+    await role.refresh();
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add((await get('drain.ward.test')).body);
+    assert.deepEqual([...seen].sort(), ['a', 'b']);
+
+    // A slow request to a, then a is withdrawn (the health hook's prestop) and drained.
+    const order: string[] = [];
+    let slow: Promise<{ status: number; body: string }> | undefined;
+    for (let i = 0; i < 10 && role.edge.inFlight('ins_a') === 0; i++) {
+      slow = get('drain.ward.test', '/slow').then((r) => (order.push(`request ${r.body}`), r));
+      await waitFor('the request in flight', () => role.edge.inFlight('ins_a') + role.edge.inFlight('ins_b') > 0);
+      if (role.edge.inFlight('ins_a') === 0) await slow;
+    }
+    assert.equal(role.edge.inFlight('ins_a'), 1, 'a slow request is in flight to a');
+    health.remove('ins_a');
+    const drained = await role.drain('ins_a', 10_000).then((r) => (order.push('drained'), r));
+    assert.deepEqual(await slow, { status: 200, body: 'a slow' });
+    assert.deepEqual(order, ['request a slow', 'drained'], 'drain resolves only after the request in flight finished');
+    assert.equal(drained.inFlight, 0);
+    for (let i = 0; i < 4; i++) assert.equal((await get('drain.ward.test')).body, 'b', 'new requests go to b only');
+    await waitFor('no keep-alive connection from the edge to a', () => a.sockets.size === 0);
+
+    // A request that outlives the budget: drain gives up and says how many are left.
+    const hang = get('drain.ward.test', '/hang');
+    await waitFor('the hanging request', () => role.edge.inFlight('ins_b') === 1);
+    health.remove('ins_b');
+    const late = await role.drain('ins_b', 200);
+    assert.equal(late.inFlight, 1);
+    b.hung.forEach((f) => f());
+    assert.equal((await hang).status, 200, 'a timed-out drain does not cut the request: the kill signal will');
+  });
+
+  test('bluegreen: the new set waits outside the pool, joins it at the switch, and the pool never goes empty', async () => {
+    const blue = await backend('blue');
+    const green = await backend('green');
+    const seed = await seedStore(store);
+    const cfg = appConfig({ app: seed.appName, http_service: { internal_port: blue.port, hostnames: ['bg.ward.test'], force_https: false } });
+    const v1 = await release(seed.appId, 1, 'immediate', cfg);
+    await succeed(v1.id);
+    passing(seed.appId, 'ins_blue', v1.id, blue.port);
+    const v2 = await release(seed.appId, 2, 'bluegreen', cfg);
+    passing(seed.appId, 'ins_green', v2.id, green.port);
+    await role.refresh();
+    for (let i = 0; i < 6; i++) assert.equal((await get('bg.ward.test')).body, 'blue', 'held back while the deploy runs');
+
+    // The Deployer commits the switch (release succeeded; the old set's desired state is stopped in the
+    // same transaction) and tells the edge role in-process: the new set is in before the old one goes.
+    await succeed(v2.id);
+    await role.refresh();
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add((await get('bg.ward.test')).body);
+    assert.ok(seen.has('green'), 'green serves after the switch');
+    health.remove('ins_blue');
+    await role.drain('ins_blue', 5_000);
+    for (let i = 0; i < 4; i++) assert.equal((await get('bg.ward.test')).body, 'green');
+
+    // A bluegreen deploy whose old set is gone (it crashed): the new set serves rather than nobody.
+    const v3 = await release(seed.appId, 3, 'bluegreen', cfg);
+    passing(seed.appId, 'ins_blue3', v3.id, blue.port);
+    await role.refresh();
+    health.remove('ins_green');
+    await waitFor('the held-back set serving', async () => (await get('bg.ward.test')).body === 'blue');
   });
 });

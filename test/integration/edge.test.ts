@@ -420,3 +420,63 @@ test('a taken port is a listen_failed user error, and nothing stays bound', asyn
     await new Promise((r) => holder.close(r));
   }
 });
+
+describe('edge: a pooled connection the app closed', { timeout: 30_000 }, () => {
+  // The app answers the first request of each connection with keep-alive and closes the connection when
+  // a second request arrives on it, unanswered: what an app that times out idle connections (or is
+  // shutting down) does while the edge reuses the connection from its pool.
+  let app: NetServer;
+  let edge: Edge;
+  let closedOnReuse = 0;
+  let connections = 0;
+
+  before(async () => {
+    app = createNetServer((s) => {
+      connections++;
+      let seen = 0;
+      let buf = '';
+      s.on('error', () => {});
+      s.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        while (buf.includes('\r\n\r\n')) {
+          buf = buf.slice(buf.indexOf('\r\n\r\n') + 4);
+          if (++seen > 1) {
+            closedOnReuse++;
+            s.destroy();
+            return;
+          }
+          s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=60\r\n\r\nok');
+        }
+      });
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    const port = (app.address() as { port: number }).port;
+    edge = new Edge({
+      routes: new RouteTable([{ app: 'stale', hostnames: ['stale.test'], forceHttps: false, hsts: undefined, concurrency: none, upstreams: new StaticUpstreamSource([{ id: 'only', host: '127.0.0.1', port }]) }]),
+      http: { host: '127.0.0.1', port: 0 },
+      https: false,
+      limits: { requestsPerSecondPerIp: 0 },
+    });
+    await edge.start();
+  });
+
+  after(async () => {
+    await edge?.stop({ graceMs: 200 });
+    await new Promise((r) => (app ? app.close(r) : r(undefined)));
+  });
+
+  test('an idempotent request is retried on a fresh connection; a POST is not', async () => {
+    const port = edge.addresses().http!.port;
+    for (let i = 0; i < 5; i++) {
+      const r = await request1(port, { host: 'stale.test', path: `/g${i}` });
+      assert.equal(r.status, 200, `GET ${i}: ${r.body}`);
+    }
+    assert.ok(closedOnReuse >= 1, 'the edge reused a pooled connection the app then closed');
+    assert.ok(connections > closedOnReuse, 'and retried on a new one');
+    const before = closedOnReuse;
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await request1(port, { host: 'stale.test', method: 'POST', body: 'once' })).status);
+    assert.ok(closedOnReuse > before, 'a POST met a closed pooled connection');
+    assert.ok(statuses.includes(502), 'and was answered 502, not replayed');
+  });
+});

@@ -29,6 +29,27 @@ describe('health hook', () => {
     await hook.poststop!(ctx);
   });
 
+  test('prestop drains after withdrawing: the drain sees no upstream left and gets kill_timeout', async () => {
+    const registry = new HealthRegistry();
+    const calls: Array<{ id: string; timeoutMs: number; upstreams: number }> = [];
+    const hook = healthHook(registry, {
+      probe: async () => ({ ok: true, address: '127.0.0.1', detail: 'fine' }),
+      drain: async (id, timeoutMs) => {
+        calls.push({ id, timeoutMs, upstreams: registry.upstreams('app_1').length });
+        return { inFlight: 0, waitedMs: 12 };
+      },
+    });
+    const ctx = testContext({ config: appConfig({ kill_timeout: '7s', http_service: { internal_port: 8080 } }) });
+    await hook.poststart!(ctx);
+    await waitFor('passing', () => ctx.health === 'passing');
+    await hook.prestop!(ctx);
+    assert.deepEqual(calls, [{ id: ctx.instanceId, timeoutMs: 7000, upstreams: 0 }]);
+    assert.ok(ctx.notes.includes('drained from the edge in 12 ms'));
+    await hook.exited!(ctx, undefined);
+    assert.equal(calls.length, 1, 'an instance that ended by itself is not drained: nothing of it is left to wait for');
+    await hook.poststop!(ctx);
+  });
+
   test('detach stops checking but reports nothing (the agent is going away)', async () => {
     const registry = new HealthRegistry();
     const hook = healthHook(registry, { probe: async () => ({ ok: true, address: '127.0.0.1', detail: 'fine' }) });

@@ -5,7 +5,8 @@
  * addresses, IPv4 first; every change goes to the registry (the edge's view, in memory) and to the
  * control plane (the `health` of the instance).
  * prestop: withdraws the instance first (registry entry gone, health `unknown`) so the edge stops
- * sending it requests before the process is signalled, then stops checking.
+ * sending it requests, stops checking, then drains: waits (at most kill_timeout) until the edge on this
+ * node has no request in flight to it. Only then does the start hook signal the process.
  * exited / poststop / detach: stop checking and withdraw (detach withdraws from the registry only:
  * the agent is going away, the stored health stays as it was).
  */
@@ -16,7 +17,16 @@ import type { HookContext, InstanceHook } from './types.ts';
 export interface HealthHookOptions {
   /** probe replaces the real probe (tests of the supervisor that have no listening app). */
   probe?: ConstructorParameters<typeof HealthChecker>[0]['probe'];
+  /** drain waits for the edge's requests in flight to a withdrawn instance; none: no edge, no wait. */
+  drain?: Drain;
 }
+
+/**
+ * Drain waits until the edge on this node has no request in flight to the instance (which has just
+ * been withdrawn from the registry), at most timeoutMs, and resolves with what was still in flight.
+ * The edge role provides it in-process; without an edge on the node nothing is waited for.
+ */
+export type Drain = (instanceId: string, timeoutMs: number) => Promise<{ inFlight: number; waitedMs: number } | undefined>;
 
 /** probeOrder lists addresses IPv4 first: an app bound to 0.0.0.0 or :: accepts IPv4. */
 export function probeOrder(addresses: readonly string[]): string[] {
@@ -58,6 +68,15 @@ export function healthHook(registry: HealthRegistry, options: HealthHookOptions 
     },
     async prestop(ctx) {
       withdraw(ctx, true);
+      if (!options.drain) return;
+      try {
+        const r = await options.drain(ctx.instanceId, ctx.config.killTimeoutMs);
+        if (r && r.inFlight > 0) ctx.note(`drain: ${r.inFlight} request(s) still in flight after kill_timeout (${ctx.config.killTimeoutMs} ms); stopping anyway`);
+        else if (r && r.waitedMs > 0) ctx.note(`drained from the edge in ${r.waitedMs} ms`);
+      } catch (e) {
+        // A drain that fails (the edge is stopping) must not keep the instance from stopping.
+        ctx.note(`drain failed: ${(e as Error).message}; stopping anyway`);
+      }
     },
     async exited(ctx) {
       withdraw(ctx, true);

@@ -15,8 +15,9 @@
  *   process is not restarted: same pid.
  * - poststart runs after the process runs (or was recovered), in list order.
  * - prestop runs, in reverse order, before the agent stops a running process on purpose (a stop or a
- *   requested restart): health withdraws the instance from the edge first, then start stops it with
- *   the kill signal and SIGKILL after kill_timeout.
+ *   requested restart): health withdraws the instance from the edge first and waits for the edge's
+ *   requests in flight to it (the agent's drain, at most kill_timeout), then start stops it with the
+ *   kill signal and SIGKILL after kill_timeout.
  * - exited runs, in reverse order, after each run of the process has ended (by itself or stopped), before
  *   the restart policy decides. It releases what one run held (health checks, the container).
  * - poststop runs once, in reverse order, when the instance leaves the host for good (desired state
