@@ -60,9 +60,10 @@ export class StoreControlPlane implements ControlPlaneLink {
       }
       if (!apps.has(instance.appId)) {
         const a = await this.#store.apps.get(instance.appId);
-        // The org's egress setting (migration 6); the prefix is the derived one on every host.
+        // The org's settings (migration 6): its prefix (the one the control plane stored, which may be a
+        // custom one) and egress. Without a row, every host derives the same prefix and allows egress.
         const net = a && (await this.#store.orgNetworks.get(a.orgId));
-        apps.set(instance.appId, a && { id: a.id, name: a.name, orgId: a.orgId, ...(net ? { network: { egress: net.egress } } : {}) });
+        apps.set(instance.appId, a && { id: a.id, name: a.name, orgId: a.orgId, ...(net ? { network: { ipv6Prefix: net.prefix, egress: net.egress } } : {}) });
       }
       const app = apps.get(instance.appId);
       if (app) out.push({ instance, release, app });

@@ -58,7 +58,8 @@ export class RuntimeHarness {
     this.network = new BridgeNetwork({
       stateDir: join(this.runDir, 'network'),
       bridgePrefix: `${this.prefix}b`,
-      prefixSeed: this.prefix,
+      // The default prefix seed, as the control plane's: an org's stored prefix (ward orgs network) is the
+      // one its instances were attached under (org ids are random, so tests side by side never share one).
       ipv4Subnet: `10.${subnet}.0.0/16`,
       netnsPrefix: `${this.prefix}-`,
       linkPrefix: `${this.prefix}v`,

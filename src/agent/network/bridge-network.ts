@@ -28,6 +28,7 @@ import {
   orgSubnet4,
   parseOrgPrefix,
   parseSubnet4,
+  prefixContains,
   type Prefix6,
   type Subnet4,
 } from './addresses.ts';
@@ -58,7 +59,11 @@ export const DEFAULT_PREFIX_SEED = 'ward';
 export interface BridgeNetworkOptions {
   /** stateDir keeps one record per org and per attachment (ideally on tmpfs: namespaces end with the boot). */
   stateDir: string;
-  /** hostIndex is this host's slice number in every org prefix (1 … 0x7fff; the control plane assigns it). */
+  /**
+   * hostIndex is this host's slice number in every org prefix (1 … 0x7fff). The control plane assigns
+   * it (MeshControlPlane.registerMesh) and the agent passes it to setHostIndex before restore; 1 when
+   * nothing does (a network used on its own, tests).
+   */
   hostIndex?: number;
   /** prefixSeed derives an org's /48 when ensure is given none. */
   prefixSeed?: string;
@@ -114,7 +119,7 @@ async function writeAtomic(path: string, data: string): Promise<void> {
 }
 
 export class BridgeNetwork implements OrgNetwork {
-  readonly hostIndex: number;
+  #hostIndex: number;
   readonly subnet4: Subnet4;
   readonly table: string;
   readonly #o: Required<Omit<BridgeNetworkOptions, 'resolver'>> & { resolver?: OrgResolver };
@@ -143,11 +148,36 @@ export class BridgeNetwork implements OrgNetwork {
     if (!/^[a-z][a-z0-9-]{0,14}$/.test(this.#o.table)) throw new TypeError(`table name ${JSON.stringify(this.#o.table)} is invalid`);
     const prefixes = [this.#o.bridgePrefix, this.#o.linkPrefix, this.#o.tunnelPrefix];
     for (const a of prefixes) for (const b of prefixes) if (a !== b && a.startsWith(b)) throw new TypeError(`interface prefixes ${a} and ${b} overlap`);
-    this.hostIndex = this.#o.hostIndex;
-    hostSlice(parseOrgPrefix('fd00::/48'), this.hostIndex);
+    this.#hostIndex = this.#o.hostIndex;
+    hostSlice(parseOrgPrefix('fd00::/48'), this.#hostIndex);
     this.subnet4 = parseSubnet4(this.#o.ipv4Subnet);
     if (this.subnet4.length !== 16) throw new TypeError('ipv4Subnet must be a /16 (one /24 per org)');
     this.table = this.#o.table;
+  }
+
+  /** hostIndex is this host's slice number in every org prefix. */
+  get hostIndex(): number {
+    return this.#hostIndex;
+  }
+
+  /**
+   * setHostIndex takes the slice index the control plane assigned (MeshControlPlane.registerMesh), before
+   * restore(): every gateway and instance address of this host lies in that slice. Changing it once
+   * the host is restored, or while instances are attached under another slice, is refused: their
+   * addresses would leave the host's slice.
+   */
+  async setHostIndex(index: number): Promise<void> {
+    hostSlice(parseOrgPrefix('fd00::/48'), index);
+    if (index === this.#hostIndex) return;
+    if (this.#restored) throw new Error(`this host's network is up with slice index ${this.#hostIndex}; it cannot change to ${index} while running`);
+    // The records say which slice the instances that outlived the agent live in: it must be this one.
+    const prefixes = new Map((await this.orgs()).map((o) => [o.orgId, o.prefix6]));
+    const outside = (await this.attachments()).filter((a) => {
+      const prefix = prefixes.get(a.orgId);
+      return !prefix || !prefixContains(hostSlice(parseOrgPrefix(prefix), index), a.ipv6);
+    });
+    if (outside.length) throw new Error(`${outside.length} attached instance(s) have addresses outside slice ${index} (e.g. ${outside[0]!.ipv6}); the host's slice index cannot change under them`);
+    this.#hostIndex = index;
   }
 
   /** #serial runs fn after every earlier serialized call: allocation reads and writes records atomically. */
@@ -164,7 +194,7 @@ export class BridgeNetwork implements OrgNetwork {
   /** view derives an org's addresses on this host from its record. */
   view(r: OrgRecord): OrgView {
     const prefix: Prefix6 = parseOrgPrefix(r.prefix6);
-    const slice = hostSlice(prefix, this.hostIndex);
+    const slice = hostSlice(prefix, this.#hostIndex);
     const s4 = orgSubnet4(this.subnet4, r.index4);
     return {
       ...r,
@@ -268,7 +298,8 @@ export class BridgeNetwork implements OrgNetwork {
 
   ensure(orgId: string, options: OrgNetworkOptions = {}): Promise<void> {
     if (!ORG_RE.test(orgId)) return Promise.reject(new TypeError(`org id ${JSON.stringify(orgId)} is invalid`));
-    const key = JSON.stringify(options);
+    // The same settings in any key order are the same settings: no rewrite, no bridge round trip.
+    const key = JSON.stringify({ ipv6Prefix: options.ipv6Prefix, egress: options.egress });
     if (this.#ensured.get(orgId) === key) return this.restore();
     return this.restore()
       .then(() => this.#serial(() => this.#ensureOrg(orgId, options)))
@@ -366,7 +397,7 @@ export class BridgeNetwork implements OrgNetwork {
       const others = await this.attachments();
       const used4 = new Set(others.map((a) => a.ipv4));
       const used6 = new Set(others.map((a) => a.ipv6));
-      const slice = hostSlice(parseOrgPrefix(org.prefix6), this.hostIndex);
+      const slice = hostSlice(parseOrgPrefix(org.prefix6), this.#hostIndex);
       let ipv6 = instanceAddress6(slice, ref.instanceId);
       for (let attempt = 1; used6.has(ipv6); attempt++) ipv6 = instanceAddress6(slice, ref.instanceId, attempt);
       const ipv4 = instanceAddress4(orgSubnet4(this.subnet4, org.index4), ref.instanceId, used4);

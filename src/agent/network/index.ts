@@ -19,11 +19,14 @@ export {
   formatPrefix,
   hexName,
   hostSlice,
+  checkHostIndex,
   MAX_HOST_INDEX,
+  parseIPv6,
   parseOrgPrefix,
   peopleSlice,
   prefixContains,
 } from './addresses.ts';
 export { InternalResolver, parseResolvConf, type DnsRecord, type InternalResolverOptions, type Upstream } from './dns/server.ts';
-export { buildNetworkMap, MESH_KEEPALIVE, type MeshHost, type MeshInstance, type MeshOrg, type MeshPerson, type NetworkMap, type NetworkMapInput } from './mesh.ts';
+export { MeshSync, type MeshDevice, type MeshLogger, type MeshNetwork, type MeshSyncOptions } from './mesh-sync.ts';
+export { buildNetworkMap, MESH_KEEPALIVE, type MeshHost, type MeshLink, type MeshInstance, type MeshOrg, type MeshPerson, type NetworkMap, type NetworkMapInput } from './mesh.ts';
 export { WireGuardDevice, wireGuardConfig, type WireGuardDeviceOptions, type WireGuardMode, type WireGuardPeer } from './wireguard.ts';

@@ -37,6 +37,11 @@ export interface MeshPerson {
 
 export interface MeshInstance extends DnsRecord {
   hostId: string;
+  /**
+   * published is false for an instance placed on its host but not running (yet): it makes the host
+   * serve its org (the tunnel is there before the instance answers) but is in no DNS answer. Default true.
+   */
+  published?: boolean;
 }
 
 export interface NetworkMapInput {
@@ -44,7 +49,7 @@ export interface NetworkMapInput {
   hosts: MeshHost[];
   orgs: MeshOrg[];
   people: MeshPerson[];
-  /** instances are the published (running) instances of every host, with their addresses. */
+  /** instances are the instances placed on every host, with their addresses once published (running). */
   instances: MeshInstance[];
 }
 
@@ -53,6 +58,20 @@ export interface NetworkMap {
   orgs: MeshOrg[];
   peers: (WireGuardPeer & { hostId?: string })[];
   records: DnsRecord[];
+  /** remoteRecords are the records of the other hosts' instances (what H's resolver adds to its own). */
+  remoteRecords: DnsRecord[];
+}
+
+/**
+ * MeshLink is what an agent asks of the control plane about the mesh (MeshControlPlane in
+ * src/services implements it over the Store). Both calls may fail while the control plane is away; the
+ * agent keeps its tunnel as it is and tries again.
+ */
+export interface MeshLink {
+  /** registerMesh records the host's public key and endpoint and returns its slice index (stable). */
+  registerMesh(hostId: string, r: { publicKey: string; endpoint: string }): Promise<{ index: number }>;
+  /** networkMap is the host's view of the private network now. */
+  networkMap(hostId: string): Promise<NetworkMap>;
 }
 
 /** KEEPALIVE keeps NAT mappings between hosts open (seconds), as wg-quick users usually set. */
@@ -88,10 +107,12 @@ export function buildNetworkMap(input: NetworkMapInput): NetworkMap {
   for (const p of input.people) {
     if (p.gatewayHostId === me.id) peers.push({ publicKey: p.publicKey, allowedIPs: [`${p.address}/128`] });
   }
+  const published = input.instances.filter((i) => mine.has(i.orgId) && i.published !== false && i.ipv6);
   return {
     hostIndex: me.index,
     orgs: input.orgs.filter((o) => mine.has(o.orgId)).sort((a, b) => a.orgId.localeCompare(b.orgId)),
     peers,
-    records: input.instances.filter((i) => mine.has(i.orgId)).map(({ hostId: _h, ...r }) => r),
+    records: published.map(({ hostId: _h, published: _p, ...r }) => r),
+    remoteRecords: published.filter((i) => i.hostId !== me.id).map(({ hostId: _h, published: _p, ...r }) => r),
   };
 }

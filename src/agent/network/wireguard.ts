@@ -37,6 +37,8 @@ export interface WireGuardDeviceOptions {
   name: string;
   /** stateDir holds the private key (0600) and the wireguard-go pid and log. */
   stateDir: string;
+  /** keyName names the private key file in stateDir (default `<name>.key`). */
+  keyName?: string;
   listenPort: number;
   mode?: WireGuardMode;
   /** mtu for the tunnel: 1420 leaves room for WireGuard's 80 bytes over IPv6 on a 1500 link. */
@@ -89,12 +91,13 @@ export class WireGuardDevice {
 
   constructor(options: WireGuardDeviceOptions) {
     if (!/^[a-z][a-z0-9-]{1,14}$/.test(options.name)) throw new TypeError(`interface name ${JSON.stringify(options.name)} is invalid`);
-    this.#o = { mode: 'auto', mtu: 1420, wireguardGo: 'wireguard-go', ...options };
+    this.#o = { mode: 'auto', mtu: 1420, wireguardGo: 'wireguard-go', keyName: `${options.name}.key`, ...options };
+    if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(this.#o.keyName)) throw new TypeError(`key file name ${JSON.stringify(this.#o.keyName)} is invalid`);
     this.name = options.name;
   }
 
   get #keyFile(): string {
-    return join(this.#o.stateDir, `${this.name}.key`);
+    return join(this.#o.stateDir, this.#o.keyName);
   }
 
   /** keyPair loads the host's private key, making one on first use; returns only the public key. */
@@ -122,6 +125,11 @@ export class WireGuardDevice {
 
   async #exists(): Promise<boolean> {
     return (await run(['ip', 'link', 'show', 'dev', this.name], { allowFailure: true })).code === 0;
+  }
+
+  /** exists says whether the interface is there (an earlier agent brought it up). */
+  exists(): Promise<boolean> {
+    return this.#exists();
   }
 
   /**

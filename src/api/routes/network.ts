@@ -48,18 +48,24 @@ export const networkRoutes = (s: Services) => async (app: FastifyInstance) => {
     return { network: networkView(r.org.name, r.network) };
   });
 
-  app.put<{ Params: { org: string }; Body: { egress: string } }>('/v1/orgs/:org/network', {
+  app.put<{ Params: { org: string }; Body: { egress?: string; prefix?: string } }>('/v1/orgs/:org/network', {
     config: { auth: 'org:manage' },
     schema: {
-      summary: 'Set the org\'s egress: allow (default) or deny connections from its instances to the outside',
+      summary: 'Set the org\'s egress (allow, the default, or deny connections from its instances to the outside) and/or its prefix',
+      description: 'prefix is a ULA /48 of your choosing; it changes only while no instance and no WireGuard peer of the org holds an address.',
       tags: ['network'],
       params: orgParam,
-      body: { type: 'object', required: ['egress'], additionalProperties: false, properties: { egress: { type: 'string', enum: ['allow', 'deny'] } } },
-      response: { 200: { type: 'object', required: ['network'], properties: { network } }, ...errorResponses(400, 401, 403, 404) },
+      body: {
+        type: 'object',
+        minProperties: 1,
+        additionalProperties: false,
+        properties: { egress: { type: 'string', enum: ['allow', 'deny'] }, prefix: { type: 'string', maxLength: 64 } },
+      },
+      response: { 200: { type: 'object', required: ['network'], properties: { network } }, ...errorResponses(400, 401, 403, 404, 409) },
     },
   }, async (req) => {
-    const r = await s.network.setEgress(principalOf(req), req.params.org, req.body.egress, ctxOf(req));
-    req.log.info({ org_id: r.org.id, egress: r.network.egress }, 'org network updated');
+    const r = await s.network.update(principalOf(req), req.params.org, { egress: req.body.egress, prefix: req.body.prefix }, ctxOf(req));
+    req.log.info({ org_id: r.org.id, egress: r.network.egress, prefix: r.network.prefix }, 'org network updated');
     return { network: networkView(r.org.name, r.network) };
   });
 

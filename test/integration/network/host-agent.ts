@@ -3,16 +3,26 @@
 // It builds what `ward agent` builds (BridgeNetwork, InternalResolver, WireGuardDevice), restores the
 // host from its records at once (what an agent start does), and then obeys JSON commands on stdin, one
 // per line, answering each with one JSON line on stdout: {id, ok, result | error}.
+// With `mesh`, it is also the agent of a multi-host Ward: it opens the control plane's store (the same
+// SQLite file, as an agent on another host shares the control plane's database), registers its host
+// and its WireGuard key and endpoint before the network is restored (the control plane assigns the
+// slice index), reads its assignments through the real control-plane link, and syncs the mesh.
 import { createServer, type Server } from 'node:net';
 import { createSocket, type Socket } from 'node:dgram';
 import { createInterface } from 'node:readline';
-import { BridgeNetwork, InternalResolver, WireGuardDevice, type BridgeNetworkOptions, type DnsRecord, type Upstream, type WireGuardPeer } from '../../../src/agent/network/index.ts';
+import { BridgeNetwork, InternalResolver, MeshSync, WireGuardDevice, type Attachment, type BridgeNetworkOptions, type DnsRecord, type Upstream, type WireGuardPeer } from '../../../src/agent/network/index.ts';
+import { StoreControlPlane } from '../../../src/agent/index.ts';
+import { systemClock, type InstanceReport } from '../../../src/core/index.ts';
+import { MeshControlPlane } from '../../../src/services/index.ts';
+import { SqliteStore } from '../../../src/store/index.ts';
 
 interface Options {
   network: BridgeNetworkOptions;
   upstreams: Upstream[];
   dnsPort?: number;
   wireguard?: { name: string; stateDir: string; listenPort: number };
+  /** mesh: the control plane's SQLite data dir, this host's id, name and WireGuard endpoint. */
+  mesh?: { dataDir: string; hostId: string; hostName: string; endpoint: string };
 }
 
 const options = JSON.parse(process.argv[2]!) as Options;
@@ -20,6 +30,11 @@ const resolver = new InternalResolver({ upstreams: options.upstreams, port: opti
 const network = new BridgeNetwork({ ...options.network, resolver });
 const wg = options.wireguard ? new WireGuardDevice({ ...options.wireguard, mode: 'auto' }) : undefined;
 const services: (Server | Socket)[] = [];
+const store = options.mesh ? await SqliteStore.open({ dataDir: options.mesh.dataDir }) : undefined;
+const link = store && new StoreControlPlane(store);
+const mesh = store && wg && options.mesh
+  ? new MeshSync({ link: new MeshControlPlane(store, systemClock), device: wg, network, resolver, endpoint: options.mesh.endpoint, intervalMs: 60_000 })
+  : undefined;
 
 const commands: Record<string, (args: any) => Promise<unknown>> = {
   ensure: (a: { orgId: string; options?: object }) => network.ensure(a.orgId, a.options),
@@ -49,6 +64,21 @@ const commands: Record<string, (args: any) => Promise<unknown>> = {
       services.push(udp);
     }
   },
+  // The mesh: this host's slice index and key; bring the interface up and sync; sync again now.
+  mesh: async () => ({ index: mesh!.index, hostIndex: network.hostIndex, publicKey: await wg!.publicKey() }),
+  meshStart: () => mesh!.start(),
+  meshSync: () => mesh!.sync(),
+  // What the agent's reconcile does with its assignments, network-wise: ensure each org with the
+  // control plane's settings (its prefix, egress), attach each instance.
+  assignments: async () => {
+    const out: Attachment[] = [];
+    for (const a of await link!.assignments(options.mesh!.hostId)) {
+      await network.ensure(a.app.orgId, a.app.network);
+      out.push(await network.attach({ instanceId: a.instance.id, orgId: a.app.orgId }));
+    }
+    return out;
+  },
+  report: (a: { instanceId: string; report: InstanceReport }) => link!.report(a.instanceId, a.report),
   close: async () => {
     await resolver.close();
     await network.close();
@@ -56,6 +86,10 @@ const commands: Record<string, (args: any) => Promise<unknown>> = {
   },
 };
 
+if (options.mesh && link && mesh) {
+  await link.registerHost({ id: options.mesh.hostId, name: options.mesh.hostName, region: 'ams', capacity: { memoryBytes: 1 << 30, cpus: 1 } });
+  await mesh.register(options.mesh.hostId);
+}
 await network.restore();
 const rl = createInterface({ input: process.stdin });
 process.stdout.write(JSON.stringify({ id: 0, ok: true, result: 'ready' }) + '\n');
@@ -71,5 +105,6 @@ rl.on('line', (line) => {
 });
 rl.on('close', () => {
   for (const s of services) s.close();
-  void resolver.close().then(() => process.exit(0));
+  void mesh?.close();
+  void resolver.close().then(() => store?.close()).then(() => process.exit(0));
 });

@@ -68,6 +68,8 @@ export class Rpc {
 
   call<T = unknown>(cmd: string, args: unknown = {}): Promise<T> {
     const id = this.#next++;
+    // A child that has ended answers nothing: fail at once rather than wait for the suite's timeout.
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return Promise.reject(new Error(`${this.name} has exited: ${this.stderr}`));
     return new Promise<T>((resolve, reject) => {
       this.#waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
       this.child.stdin!.write(JSON.stringify({ id, cmd, args }) + '\n');
@@ -152,12 +154,14 @@ export class NetLab {
     return r;
   }
 
-  /** hostOptions are a host's BridgeNetwork options, every name carrying the lab's prefix. */
+  /**
+   * hostOptions are a host's BridgeNetwork options, every name carrying the lab's prefix. Index 0: the
+   * control plane assigns it (mesh hosts), and org prefixes are the control plane's (default seed).
+   */
   hostOptions(name: string, index: number): BridgeNetworkOptions {
     return {
       stateDir: join(this.dir, name, 'network'),
-      hostIndex: index,
-      prefixSeed: this.prefix,
+      ...(index ? { hostIndex: index, prefixSeed: this.prefix } : {}),
       bridgePrefix: `${this.prefix}b`,
       linkPrefix: `${this.prefix}v`,
       tunnelPrefix: `${this.prefix}w`,
@@ -172,14 +176,16 @@ export class NetLab {
     return agent;
   }
 
-  async host(name: string, index: number, o: { upstreams?: Upstream[]; wireguardPort?: number } = {}): Promise<Host> {
+  async host(name: string, index: number, o: { upstreams?: Upstream[]; wireguardPort?: number; mesh?: { dataDir: string; hostId: string; hostName: string; endpoint: string }; beforeAgent?: (netns: string) => Promise<void> } = {}): Promise<Host> {
     const netns = await this.netns(name);
     const stateDir = join(this.dir, name);
     const options = {
       network: this.hostOptions(name, index),
       upstreams: o.upstreams ?? [],
       ...(o.wireguardPort ? { wireguard: { name: `${this.prefix}w${name}`.slice(0, 15), stateDir: join(stateDir, 'wireguard'), listenPort: o.wireguardPort } } : {}),
+      ...(o.mesh ? { mesh: o.mesh } : {}),
     };
+    await o.beforeAgent?.(netns);
     const h = { name, netns, index, stateDir, options };
     return { ...h, agent: await this.startAgent(h) };
   }
@@ -195,6 +201,13 @@ export class NetLab {
     const peer = this.spawn(`peer ${id}`, this.inNs(attachment.netnsPath, [NODE, join(HERE, 'peer.ts'), String(PEER_PORT), id]), env);
     await peer.ready;
     return { id, orgId, host, attachment, peer };
+  }
+
+  /** peerFor runs peer.ts in an attachment's namespace (an instance attached by the agent's assignments). */
+  async peerFor(host: Host, attachment: Attachment): Promise<Instance> {
+    const peer = this.spawn(`peer ${attachment.instanceId}`, this.inNs(attachment.netnsPath, [NODE, join(HERE, 'peer.ts'), String(PEER_PORT), attachment.instanceId]));
+    await peer.ready;
+    return { id: attachment.instanceId, orgId: attachment.orgId, host, attachment, peer };
   }
 
   /** peerIn runs peer.ts in a namespace of the lab's own (outside, laptop). */

@@ -85,12 +85,17 @@ function unmapped(address: string): string {
   return address.startsWith('::ffff:') && isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
+function normalize(r: DnsRecord): DnsRecord {
+  return { ...r, app: r.app.toLowerCase(), region: r.region.toLowerCase(), instanceId: r.instanceId.toLowerCase() };
+}
+
 export class InternalResolver implements OrgResolver {
   readonly #o: Required<Omit<InternalResolverOptions, 'onError'>> & Pick<InternalResolverOptions, 'onError'>;
   readonly #orgs = new Map<string, OrgMatch>();
   readonly #listeners = new Map<string, { udp: UdpSocket; tcp: Server }>();
   readonly #tcpClients = new Set<Socket>();
   #records: DnsRecord[] = [];
+  #remote: DnsRecord[] = [];
 
   constructor(options: InternalResolverOptions) {
     this.#o = { port: 53, ttl: 5, timeoutMs: 2000, ...options };
@@ -98,7 +103,16 @@ export class InternalResolver implements OrgResolver {
 
   /** setRecords replaces the published instances (the agent calls it whenever its view changes). */
   setRecords(records: DnsRecord[]): void {
-    this.#records = records.map((r) => ({ ...r, app: r.app.toLowerCase(), region: r.region.toLowerCase(), instanceId: r.instanceId.toLowerCase() }));
+    this.#records = records.map(normalize);
+  }
+
+  /**
+   * setRemoteRecords replaces the instances other hosts publish (from the control plane's network map),
+   * answered beside this host's own: `<app>.internal` names the app's instances on every host. Two
+   * setters, because the agent and the mesh sync learn them from different places at different times.
+   */
+  setRemoteRecords(records: DnsRecord[]): void {
+    this.#remote = records.map(normalize);
   }
 
   /** addOrg makes queries from the org's addresses the org's, without listening (people, remote hosts). */
@@ -223,7 +237,8 @@ export class InternalResolver implements OrgResolver {
    */
   lookup(orgId: string, name: string, type: number): { rcode: number; answers: ResourceRecord[] } {
     const labels = name === ZONE ? [] : name.slice(0, -ZONE.length - 1).split('.');
-    const mine = this.#records.filter((r) => r.orgId === orgId);
+    const local = new Set(this.#records.map((r) => r.instanceId));
+    const mine = [...this.#records, ...this.#remote.filter((r) => !local.has(r.instanceId))].filter((r) => r.orgId === orgId);
     const ttl = this.#o.ttl;
     const wants = (t: number) => type === t || type === TYPE_ANY;
     if (labels.length === 1 && labels[0] === '_apps') {
