@@ -13,7 +13,7 @@
 // per core, upstream keepalive), direct (wrk to the backend's own TLS port). The backend is nginx with one
 // worker answering a 23-byte body, the cheapest backend there is, so the proxies' own cost dominates.
 // Goal (issue 6): ward ≥ 1.5× caddy keep-alive req/s, p99 no worse than caddy's, handshakes ≥ caddy's.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'node:https';
@@ -37,9 +37,37 @@ interface Result {
   rps: number;
   p99ms: number;
   errors: string;
+  /** cpuUs is the target's CPU time (user + system, all its processes) per request, in microseconds. */
+  cpuUs: number;
 }
 
-function parseWrk(out: string): Result {
+// CPU per request is steadier than req/s on a machine others load: it prices the work, not the share of
+// the cores the target happened to get. Read from /proc: utime + stime of the target's processes.
+const TICK_US = 1_000_000 / 100; // USER_HZ is 100 on Linux
+async function cpuTicks(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    total += Number(fields[11] ?? 0) + Number(fields[12] ?? 0);
+  }
+  return total;
+}
+/** processTree is a pid and its descendants (nginx's and caddy's workers). */
+async function processTree(root: number): Promise<number[]> {
+  const parent = new Map<number, number>();
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const stat = await readFile(`/proc/${d}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid) parent.set(Number(d), ppid);
+  }
+  const out = [root];
+  for (let i = 0; i < out.length; i++) for (const [pid, pp] of parent) if (pp === out[i]) out.push(pid);
+  return out;
+}
+
+function parseWrk(out: string): Omit<Result, 'cpuUs'> {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
   const m = /\s99%\s+([\d.]+)(us|ms|s)\b/.exec(out);
   const p99ms = m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : NaN;
@@ -47,12 +75,15 @@ function parseWrk(out: string): Result {
   return { rps, p99ms, errors };
 }
 
-async function wrk(port: number, seconds: number, close: boolean): Promise<Result> {
+async function wrk(port: number, seconds: number, close: boolean, pids: readonly number[] = []): Promise<Result> {
   const argv: [string, ...string[]] = ['wrk', '-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '--latency'];
   if (close) argv.push('-H', 'Connection: close');
   argv.push(`https://localhost:${port}/`);
+  const before = await cpuTicks(pids);
   const r = await run(argv, { timeoutMs: (seconds + 30) * 1000 });
-  return parseWrk(r.stdout);
+  const used = (await cpuTicks(pids)) - before;
+  const w = parseWrk(r.stdout);
+  return { ...w, cpuUs: w.rps > 0 ? (used * TICK_US) / (w.rps * seconds) : NaN };
 }
 
 function check(port: number): Promise<string> {
@@ -124,8 +155,9 @@ try {
     if (t.code !== 0) throw new Error(`nginx ${conf}: ${t.stderr}`);
   }
   procs.push(start(['nginx', '-p', dir, '-c', join(dir, 'backend.conf')], { stdio: 'ignore', env }));
-  procs.push(start(['nginx', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore', env }));
-  procs.push(start(['caddy', 'run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { stdio: 'ignore', env }));
+  const nginxProc = start(['nginx', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore', env });
+  const caddyProc = start(['caddy', 'run', '--config', join(dir, 'Caddyfile'), '--adapter', 'caddyfile'], { stdio: 'ignore', env });
+  procs.push(nginxProc, caddyProc);
   ward = new EdgeCluster({
     workers: WORKERS,
     config: {
@@ -150,15 +182,24 @@ try {
     ['direct', backendTls],
   ];
   for (const [name, port] of targets) await waitFor(port).catch((e) => Promise.reject(new Error(`${name} did not answer: ${(e as Error).message}`)));
+  // The processes whose CPU each target's requests cost (direct: the backend's, counted for reference).
+  const pidsOf = new Map<string, number[]>([
+    ['ward', [process.pid, ...ward.pids]],
+    ['caddy', await processTree(caddyProc.pid!)],
+    ['nginx', await processTree(nginxProc.pid!)],
+    ['direct', await processTree(procs[0]!.pid!)],
+  ]);
   const [l1] = loadavg();
   console.log(`edge bench: ${CONNECTIONS} connections, ${DURATION} s keep-alive + ${HANDSHAKE_SECONDS} s Connection: close per target, ${ROUNDS} round(s), ward workers ${WORKERS}, ${availableParallelism()} cores, load average before ${l1!.toFixed(2)}`);
   const best = new Map<string, { keep: Result; close: Result }>();
   for (let round = 1; round <= ROUNDS; round++) {
     for (const [name, port] of targets) {
       await wrk(port, 2, false); // warm-up: JITs, pools, session caches
-      const keep = await wrk(port, DURATION, false);
-      const close = await wrk(port, HANDSHAKE_SECONDS, true);
-      console.log(`  round ${round} ${name.padEnd(6)} keep-alive ${keep.rps.toFixed(0).padStart(7)} req/s  p99 ${keep.p99ms.toFixed(2).padStart(7)} ms   handshakes ${close.rps.toFixed(0).padStart(6)}/s ${[keep.errors, close.errors].filter(Boolean).join(' ')}`);
+      const keep = await wrk(port, DURATION, false, pidsOf.get(name));
+      const close = await wrk(port, HANDSHAKE_SECONDS, true, pidsOf.get(name));
+      console.log(
+        `  round ${round} ${name.padEnd(6)} keep-alive ${keep.rps.toFixed(0).padStart(7)} req/s  p99 ${keep.p99ms.toFixed(2).padStart(7)} ms  ${keep.cpuUs.toFixed(0).padStart(4)} µs CPU/req   handshakes ${close.rps.toFixed(0).padStart(6)}/s  ${close.cpuUs.toFixed(0).padStart(4)} µs CPU/conn ${[keep.errors, close.errors].filter(Boolean).join(' ')}`,
+      );
       const prev = best.get(name);
       if (!prev || keep.rps > prev.keep.rps) best.set(name, { keep, close: prev && prev.close.rps > close.rps ? prev.close : close });
       else if (close.rps > prev.close.rps) prev.close = close;
@@ -166,11 +207,11 @@ try {
   }
   const caddy = best.get('caddy')!;
   const nginx = best.get('nginx')!;
-  console.log('\ntarget   keep-alive req/s   p99 ms   handshakes/s   ×caddy req/s   ×nginx req/s   ×caddy handshakes');
+  console.log('\ntarget   keep-alive req/s   p99 ms   handshakes/s   ×caddy req/s   ×nginx req/s   ×caddy handshakes   µs CPU/req   µs CPU/conn');
   for (const [name] of targets) {
     const b = best.get(name)!;
     console.log(
-      `${name.padEnd(8)} ${b.keep.rps.toFixed(0).padStart(16)} ${b.keep.p99ms.toFixed(2).padStart(8)} ${b.close.rps.toFixed(0).padStart(14)} ${(b.keep.rps / caddy.keep.rps).toFixed(2).padStart(14)} ${(b.keep.rps / nginx.keep.rps).toFixed(2).padStart(14)} ${(b.close.rps / caddy.close.rps).toFixed(2).padStart(19)}`,
+      `${name.padEnd(8)} ${b.keep.rps.toFixed(0).padStart(16)} ${b.keep.p99ms.toFixed(2).padStart(8)} ${b.close.rps.toFixed(0).padStart(14)} ${(b.keep.rps / caddy.keep.rps).toFixed(2).padStart(14)} ${(b.keep.rps / nginx.keep.rps).toFixed(2).padStart(14)} ${(b.close.rps / caddy.close.rps).toFixed(2).padStart(19)} ${b.keep.cpuUs.toFixed(0).padStart(12)} ${b.close.cpuUs.toFixed(0).padStart(13)}`,
     );
   }
   const w = best.get('ward')!;

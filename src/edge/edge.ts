@@ -8,6 +8,7 @@ import { createSecureContext, type SecureContext, type TLSSocket, type TlsOption
 import type { Registry } from 'prom-client';
 import type { AccessLogSink } from './access-log.ts';
 import type { ChallengeResponder } from './certs/challenges.ts';
+import { OcspStapler } from './certs/ocsp.ts';
 import { selfSignedCertificate, type KeyAndCertificate } from './certs/self-signed.ts';
 import type { CertificateMaterial, CertificateSource } from './certs/source.ts';
 import { listenError } from './listen-error.ts';
@@ -51,6 +52,11 @@ export interface EdgeOptions {
   metrics?: Registry;
   accessLog?: AccessLogSink;
   log?: EdgeLog;
+  /**
+   * ocsp staples OCSP responses for certificates that name a responder (fetched in the background,
+   * never waited for); default a new OcspStapler, false: no stapling.
+   */
+  ocsp?: OcspStapler | false;
   /** ticketKeys (48 bytes) encrypt TLS session tickets; share them across workers for resumption. */
   ticketKeys?: Buffer;
   /** http2 offers h2 by ALPN; default true. */
@@ -91,6 +97,7 @@ export class Edge {
   readonly #upgraded = new Set<Duplex>();
   #routes: RouteSource;
   #certificates: CertificateSource | undefined;
+  readonly #ocsp: OcspStapler | undefined;
   #ticketKeys: Buffer;
   #default: KeyAndCertificate | undefined;
   #defaultContext: SecureContext | undefined;
@@ -109,6 +116,7 @@ export class Edge {
     this.#pools = new UpstreamPools(this.#limits);
     this.#routes = options.routes ?? EMPTY_ROUTES;
     this.#certificates = options.certificates;
+    this.#ocsp = options.ocsp === false ? undefined : (options.ocsp ?? new OcspStapler({ log: this.#log }));
     this.#ticketKeys = options.ticketKeys ?? randomBytes(48);
     const prefix = options.requestIdPrefix ?? randomBytes(4).toString('hex');
     let n = 0;
@@ -139,6 +147,21 @@ export class Edge {
   async setRoutes(routes: RouteSource): Promise<void> {
     this.#routes = routes;
     if (this.#tcp) await this.#tcp.sync(routes.tcpRoutes());
+  }
+
+  /**
+   * drain waits until no request is in flight to the instance with upstream id `id` (at most timeoutMs)
+   * and closes its keep-alive connections. The caller has taken the instance out of the route table
+   * first (setRoutes): from then on no new request picks it, so the count only falls. It resolves with
+   * what was still in flight when the time ran out (0 when drained).
+   */
+  drain(id: string, timeoutMs: number): Promise<{ inFlight: number }> {
+    return this.#pools.drain(id, timeoutMs);
+  }
+
+  /** inFlight is the number of requests in flight to the instance with upstream id `id`. */
+  inFlight(id: string): number {
+    return this.#pools.inFlight(id);
   }
 
   /** setCertificates swaps the certificate source (new handshakes use it). */
@@ -277,6 +300,7 @@ export class Edge {
     if (!c) {
       c = createSecureContext(this.#contextOptions(m.key, m.cert));
       this.#contexts.set(m, c);
+      this.#ocsp?.warm(m);
     }
     return c;
   }
@@ -399,5 +423,10 @@ export class Edge {
       }
     });
     server.on('tlsClientError', () => metrics?.handshakes.inc({ result: 'failed' }));
+    const ocsp = this.#ocsp;
+    if (ocsp) {
+      // Only for clients that ask (status_request); the answer is from memory, or no staple at all.
+      server.on('OCSPRequest', (leaf: Buffer, _issuer: Buffer, cb: (err: Error | null, response: Buffer | null) => void) => cb(null, ocsp.forLeaf(leaf) ?? null));
+    }
   }
 }

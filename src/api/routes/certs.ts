@@ -8,7 +8,7 @@ import { errorResponses } from '../schemas.ts';
 
 /**
  * CertificateBackend is what the certs routes use: the edge role's certificate service (single node:
- * the CertManager over the FileCertStore in the data directory). `app` is the app that asked for a name.
+ * the CertManager over the StoreCertStore in the Store). `app` is the app that asked for a name.
  */
 export interface CertificateBackend {
   add(app: string, name: string): Promise<CertificateStatus>;

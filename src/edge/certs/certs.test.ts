@@ -11,6 +11,8 @@ import { aesGcmSealer, SealedValueError } from './sealer.ts';
 import { certificateFacts, selfSignedCertificate } from './self-signed.ts';
 import { CertificateCache, storedFromPem } from './source.ts';
 import { FileCertStore, FileIssuanceLock, type StoredCertificate } from './store.ts';
+import { copyCertStore, StoreCertStore, StoreIssuanceLock } from './store-backed.ts';
+import { SqliteStore, SQLITE_FILE } from '../../store/index.ts';
 
 let dir: string;
 before(async () => {
@@ -272,5 +274,89 @@ describe('CertManager', () => {
     assert.equal(issuer.maxActive, 1);
     assert.equal(issuer.calls.length, 1, 'the second manager found the lock held, then the name valid');
     await Promise.all([m1.stop(), m2.stop()]);
+  });
+});
+
+describe('StoreCertStore and StoreIssuanceLock (the Store, migration 11)', () => {
+  test('keys are sealed before they reach the database: its files hold no private key', async () => {
+    const dataDir = await mkdtemp(join(dir, 'db-'));
+    const db = await SqliteStore.open({ dataDir });
+    try {
+      const store = new StoreCertStore(db.edgeCerts, aesGcmSealer(randomBytes(32)));
+      const cert = await makeCert(['k.example.com']);
+      const account = await makeCert(['account.invalid']);
+      await store.putCertificate(cert);
+      await store.putAccount({ directoryUrl: 'https://acme.test/dir', email: undefined, url: 'https://acme.test/acct/9', keyPem: account.keyPem });
+      assert.equal((await store.getCertificate('k.example.com'))?.keyPem, cert.keyPem);
+      assert.equal((await store.getAccount('https://acme.test/dir'))?.keyPem, account.keyPem);
+      assert.equal((await store.getAccount('https://acme.test/dir'))?.email, undefined);
+      // The key's base64 body, in any line of it, appears in neither the database nor its write-ahead log.
+      const bodies = [cert.keyPem, account.keyPem].flatMap((k) => k.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')));
+      assert.ok(bodies.length > 0);
+      const certLine = cert.certPem.split('\n')[1]!;
+      let sawCertificate = false;
+      for (const f of (await readdir(dataDir)).filter((n) => n.startsWith(SQLITE_FILE))) {
+        const bytes = (await readFile(join(dataDir, f))).toString('latin1');
+        assert.doesNotMatch(bytes, /PRIVATE KEY/, `${f} holds no PEM key`);
+        for (const line of bodies) assert.equal(bytes.includes(line), false, `${f} holds no line of a key`);
+        sawCertificate ||= bytes.includes(certLine);
+      }
+      assert.ok(sawCertificate, 'the search looked where the rows are: the certificate itself is there in clear');
+    } finally {
+      await db.close();
+    }
+  });
+
+  test('two edges on one database: one issues, the other serves what it issued; the lock spans both', async () => {
+    const dataDir = await mkdtemp(join(dir, 'db-'));
+    const [db1, db2] = [await SqliteStore.open({ dataDir }), await SqliteStore.open({ dataDir })];
+    const sealer = aesGcmSealer(randomBytes(32));
+    const issuer = new FakeIssuer();
+    issuer.delayMs = 100;
+    const make = (db: SqliteStore) => {
+      const cache = new CertificateCache();
+      const m = new CertManager({ store: new StoreCertStore(db.edgeCerts, sealer), issuer, cache, lock: new StoreIssuanceLock(db.edgeCerts), checkIntervalMs: 3_600_000 });
+      return { cache, m };
+    };
+    const e1 = make(db1);
+    const e2 = make(db2);
+    try {
+      await e1.m.add(['s.example.com']);
+      await e2.m.add(['s.example.com']);
+      await Promise.all([e1.m.tick(), e2.m.tick()]);
+      assert.equal(issuer.maxActive, 1);
+      assert.equal(issuer.calls.length, 1, 'one order for the name, across both edges');
+      // Whichever edge issued it, the other picks it up from the store on its next tick.
+      await Promise.all([e1.m.tick(), e2.m.tick()]);
+      assert.ok(e1.cache.getCertificate('s.example.com'));
+      assert.equal(e1.cache.getCertificate('s.example.com')?.cert, e2.cache.getCertificate('s.example.com')?.cert);
+      assert.equal((await e2.m.show('s.example.com'))?.state, 'valid');
+    } finally {
+      await Promise.all([e1.m.stop(), e2.m.stop()]);
+      await db1.close();
+      await db2.close();
+    }
+  });
+
+  test('copyCertStore moves a file store into the database once, keeping what the database has', async () => {
+    const dataDir = await mkdtemp(join(dir, 'db-'));
+    const db = await SqliteStore.open({ dataDir });
+    try {
+      const sealer = aesGcmSealer(randomBytes(32));
+      const files = new FileCertStore(join(dir, 'import-src'), sealer);
+      const to = new StoreCertStore(db.edgeCerts, sealer);
+      const a = await makeCert(['imp.example.com']);
+      await files.putCertificate(a);
+      await files.putStatus({ name: 'imp.example.com', state: 'valid', notAfter: a.notAfter.toISOString(), renewAt: undefined, lastAttemptAt: undefined, lastError: undefined, failures: 0, nextAttemptAt: undefined });
+      await files.putStatus({ name: 'pending.example.com', state: 'pending', notAfter: undefined, renewAt: undefined, lastAttemptAt: undefined, lastError: undefined, failures: 0, nextAttemptAt: undefined });
+      await files.putAccount({ directoryUrl: 'https://acme.test/dir', email: 'ops@example.com', url: 'https://acme.test/acct/1', keyPem: a.keyPem });
+      assert.equal(await copyCertStore(files, to, ['https://acme.test/dir']), 2);
+      assert.equal((await to.getCertificate('imp.example.com'))?.keyPem, a.keyPem);
+      assert.deepEqual((await to.listStatus()).map((s) => s.name), ['imp.example.com', 'pending.example.com']);
+      assert.equal((await to.getAccount('https://acme.test/dir'))?.url, 'https://acme.test/acct/1');
+      assert.equal(await copyCertStore(files, to, ['https://acme.test/dir']), 0, 'nothing twice');
+    } finally {
+      await db.close();
+    }
   });
 });

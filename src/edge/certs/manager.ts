@@ -93,10 +93,15 @@ export class CertManager {
 
   /** add makes names managed (pending until issued); names already managed are left as they are. */
   async add(names: readonly string[]): Promise<void> {
+    const store = this.#o.store;
     for (const raw of names) {
       const name = raw.toLowerCase();
-      if (await this.#o.store.getStatus(name)) continue;
-      await this.#o.store.putStatus(emptyStatus(name));
+      if (store.addStatus) {
+        await store.addStatus(emptyStatus(name));
+        continue;
+      }
+      if (await store.getStatus(name)) continue;
+      await store.putStatus(emptyStatus(name));
     }
   }
 
@@ -129,8 +134,30 @@ export class CertManager {
   async #tick(): Promise<void> {
     for (const status of await this.#o.store.listStatus()) {
       if (this.#stopped) return;
-      if (!this.#due(status)) continue;
+      if (!this.#due(status)) {
+        await this.#follow(status);
+        continue;
+      }
       await this.#issue(status);
+    }
+  }
+
+  /**
+   * #follow serves a certificate another edge sharing the store issued or renewed: its status says
+   * valid until a time the certificate in this edge's cache does not have.
+   */
+  async #follow(status: CertificateStatus): Promise<void> {
+    if (status.state !== 'valid' || !status.notAfter) return;
+    const cached = this.#o.cache.managed(status.name);
+    if (cached && cached.notAfter.getTime() === Date.parse(status.notAfter)) return;
+    try {
+      const cert = await this.#o.store.getCertificate(status.name);
+      if (!cert || cert.notAfter.getTime() === cached?.notAfter.getTime()) return;
+      this.#o.cache.set(cert);
+      this.#o.onIssued?.(cert);
+      this.#o.onExpiry?.(cert.name, cert.notAfter);
+    } catch (e) {
+      this.#o.log?.warn({ name: status.name, error: (e as Error).message }, 'certificate not loaded from the store');
     }
   }
 

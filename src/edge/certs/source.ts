@@ -53,6 +53,11 @@ export class CertificateCache implements CertificateSource {
     if (this.#byCert.delete(name)) this.#rebuild();
   }
 
+  /** managed is the material of the certificate stored under a managed name (not an SNI lookup). */
+  managed(name: string): CertificateMaterial | undefined {
+    return this.#byCert.get(name)?.material;
+  }
+
   /** entries lists the served certificates by managed name (for metrics and OCSP refresh). */
   entries(): Array<{ name: string; names: string[]; material: CertificateMaterial }> {
     return [...this.#byCert].map(([name, e]) => ({ name, ...e }));

@@ -63,6 +63,11 @@ export interface CertStore {
   listCertificates(): Promise<string[]>;
   getStatus(name: string): Promise<CertificateStatus | undefined>;
   putStatus(status: CertificateStatus): Promise<void>;
+  /**
+   * addStatus, when a store has it, records a status only if the name has none, in one step: with
+   * several edges on one store, get-then-put could reset a name another edge has just issued.
+   */
+  addStatus?(status: CertificateStatus): Promise<boolean>;
   /** listStatus returns the status of every managed name, sorted by name. */
   listStatus(): Promise<CertificateStatus[]>;
   getAccount(directoryUrl: string): Promise<AcmeAccount | undefined>;
