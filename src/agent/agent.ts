@@ -15,11 +15,12 @@ import { join } from 'node:path';
 import { isId, newId, type HostCapacity } from '../core/index.ts';
 import { readJson, writeAtomic } from './files.ts';
 import { HealthRegistry } from './health/index.ts';
-import { defaultHooks, type HealthHookOptions, type HookDeps, type InstanceHook, type SecretsSource } from './hooks/index.ts';
+import { VolumeManager, type VolumeSource } from './volumes/index.ts';
+import { defaultHooks, type Drain, type HealthHookOptions, type HookDeps, type InstanceHook, type SecretsSource } from './hooks/index.ts';
 import { LogJournal, type CaptureOptions, type JournalLimits } from './logs/index.ts';
 import type { DnsRecord, OrgNetwork } from './network/index.ts';
 import { DEFAULT_RESTART, type RestartSettings } from './restart-policy.ts';
-import type { InstanceInfo, Runtime } from './runtime/index.ts';
+import type { ExecOptions, ExecResult, InstanceInfo, Runtime } from './runtime/index.ts';
 import { InstanceSupervisor, type StateFile, type SupervisorState } from './supervisor.ts';
 import { SILENT_LOGGER, type AgentLogger, type Assignment, type ControlPlaneLink, type ImageProvider } from './types.ts';
 
@@ -34,10 +35,20 @@ export interface AgentOptions {
   /** hooks builds the runner's hook list; default defaultHooks (image, network, volumes, secrets, start, health). */
   hooks?: (deps: HookDeps) => InstanceHook[];
   secrets?: SecretsSource;
+  /**
+   * volumes hands out volume keys (the control plane's VolumeKeyService); without it a release with
+   * `[[mounts]]` is refused. Volumes live under `<dataDir>/volumes` (docs/volumes.md).
+   */
+  volumes?: VolumeSource;
   restart?: Partial<RestartSettings>;
   journal?: Partial<JournalLimits>;
   capture?: CaptureOptions;
   healthOptions?: HealthHookOptions;
+  /**
+   * drain is the edge's wait, when an instance stops on purpose, for the requests in flight to it
+   * (health hook prestop, before the kill signal). The edge role provides it; none: nothing to wait for.
+   */
+  drain?: Drain;
   /** reconcileIntervalMs: how often desired state is read when nothing signals a change; default 5 s. */
   reconcileIntervalMs?: number;
   /** heartbeatIntervalMs: default 10 s. */
@@ -95,6 +106,8 @@ export class Agent {
   readonly #sups = new Map<string, InstanceSupervisor>();
   #recovered = new Map<string, InstanceInfo>();
   #hostId = '';
+  /** volumes opens and closes this host's encrypted volumes (backups use its withMounted). */
+  readonly volumes: VolumeManager;
   #timers: NodeJS.Timeout[] = [];
   #unwatch: (() => void) | undefined;
   #reconciling: Promise<void> | undefined;
@@ -114,6 +127,7 @@ export class Agent {
     this.journal = new LogJournal({ dir: join(options.dataDir, 'logs'), ...(options.journal ? { limits: options.journal } : {}) });
     this.#state = new FileStateFile(join(options.dataDir, 'agent', 'instances'));
     this.#restart = { ...DEFAULT_RESTART, ...options.restart };
+    this.volumes = new VolumeManager({ root: join(options.dataDir, 'volumes'), ...(options.volumes ? { source: options.volumes } : {}), hostId: () => this.#hostId });
     const deps: HookDeps = {
       images: options.images,
       network: options.network,
@@ -121,8 +135,10 @@ export class Agent {
       journal: this.journal,
       health: this.health,
       ...(options.secrets ? { secrets: options.secrets } : {}),
+      ...(options.volumes ? { volumes: { manager: this.volumes, source: options.volumes } } : {}),
       capture: { ...options.capture, onWarning: (m) => this.#logger.warn({}, m) },
       ...(options.healthOptions ? { healthOptions: options.healthOptions } : {}),
+      ...(options.drain ? { drain: options.drain } : {}),
     };
     this.#hooks = (options.hooks ?? defaultHooks)(deps);
   }
@@ -135,6 +151,14 @@ export class Agent {
   /** supervisor returns an instance's supervisor on this host, if it has one (tests, diagnostics). */
   supervisor(instanceId: string): InstanceSupervisor | undefined {
     return this.#sups.get(instanceId);
+  }
+
+  /**
+   * exec runs argv inside one of this host's running instances (Runtime.exec): backups run a mount's
+   * backup_command this way, in the instance's own confinement.
+   */
+  exec(instanceId: string, argv: string[], options?: ExecOptions): Promise<ExecResult> {
+    return this.#o.runtime.exec(instanceId, argv, options);
   }
 
   /** start registers the host, recovers what still runs, reconciles once, then keeps reconciling. */

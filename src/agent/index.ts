@@ -13,3 +13,4 @@ export * from './types.ts';
 export * from './hooks/index.ts';
 export * from './health/index.ts';
 export * from './logs/index.ts';
+export * from './volumes/index.ts';

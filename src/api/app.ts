@@ -22,6 +22,13 @@ import { deployRoutes, imageUploadRoutes } from './routes/deploys.ts';
 import { DeployService, type DeployServiceOptions } from '../services/index.ts';
 import { NetworkService, type NetworkServiceOptions } from '../services/index.ts';
 import { networkRoutes } from './routes/network.ts';
+import { VolumeService, type VolumeServiceOptions } from '../services/index.ts';
+import { volumeRoutes } from './routes/volumes.ts';
+import { BackupService, type BackupServiceOptions } from '../services/index.ts';
+import { backupRoutes } from './routes/backups.ts';
+import { BackupMetrics, ResticEngine, tmpfsScratch } from '../backups/index.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Deployer } from '../scheduler/index.ts';
 
 export interface ApiDeps {
@@ -51,6 +58,14 @@ export interface ApiDeps {
   deploys?: Pick<DeployServiceOptions, 'images' | 'logs' | 'uploadDir' | 'maxUploadBytes' | 'onDesiredChange' | 'secretsVersion'>;
   /** network gives the WireGuard routes this host's gateway (the agent's key and endpoint); without it creating a peer is `unavailable`. */
   network?: Pick<NetworkServiceOptions, 'gateway'>;
+  /** volumes gives the volume routes this host's agent (removing a destroyed volume's file); without it the file stays, unreadable. */
+  volumes?: Pick<VolumeServiceOptions, 'files'>;
+  /**
+   * backups gives the backup routes this host's agent (its volumes and runtime), where drills restore
+   * (startServer: a tmpfs per drill under the data directory) and restic's options. Without a host,
+   * targets, policies and lists work and run/restore/verify answer `unavailable`.
+   */
+  backups?: Partial<Pick<BackupServiceOptions, 'host' | 'scratch' | 'engine'>>;
 }
 
 export interface Services {
@@ -69,6 +84,8 @@ export interface Services {
   secrets: SecretService;
   deliveries: SecretDeliveryService;
   network: NetworkService;
+  volumes: VolumeService;
+  backups: BackupService;
 }
 
 /** Requests bodies above this size are refused with 413 before they are parsed. */
@@ -89,7 +106,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const appKeys = new AppKeys(kek, now);
   const apps = new AppService(deps.store, deps.clock, orgs, audit);
   // The Deployer drives each release's strategy; startServer starts it (tests that only call routes do not).
-  const deployer = new Deployer({ store: deps.store, clock: deps.clock, audit, logger: deps.logger, ...(deps.deploys?.onDesiredChange ? { onDesiredChange: deps.deploys.onDesiredChange } : {}) });
+  const deployer = new Deployer({ store: deps.store, clock: deps.clock, audit, logger: deps.logger, ...(deps.deploys?.onDesiredChange ? { onDesiredChange: deps.deploys.onDesiredChange } : {}), ...(deps.deploys?.logs ? { logs: deps.deploys.logs } : {}) });
   // A deploy pins the app's newest secrets version (issue "Secrets"); 0 means the app has none.
   const secretsVersion = async (appId: string) => (await deps.store.secrets.latestVersion(appId)) || null;
   const deploys = new DeployService({ store: deps.store, clock: deps.clock, apps, audit, secretsVersion, ...deps.deploys, onRelease: (id) => deployer.track(id) });
@@ -114,6 +131,20 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
       audit,
       ...(deps.network?.gateway ? { gateway: deps.network.gateway } : {}),
       ...(deps.deploys?.onDesiredChange ? { onChange: deps.deploys.onDesiredChange } : {}),
+    }),
+    volumes: new VolumeService({ store: deps.store, clock: deps.clock, apps, audit, keys: appKeys, logger: deps.logger, ...(deps.volumes?.files ? { files: deps.volumes.files } : {}) }),
+    backups: new BackupService({
+      store: deps.store,
+      clock: deps.clock,
+      orgs,
+      apps,
+      audit,
+      sealing,
+      engine: deps.backups?.engine ?? new ResticEngine(),
+      metrics: new BackupMetrics(metrics.registry),
+      scratch: deps.backups?.scratch ?? tmpfsScratch(join(tmpdir(), 'ward-drills')),
+      logger: deps.logger,
+      ...(deps.backups?.host ? { host: deps.backups.host } : {}),
     }),
     audit,
     certificates: new CertificateHolder(),
@@ -146,6 +177,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.decorate('secrets', services.secrets);
   app.decorate('deliveries', services.deliveries);
   app.decorate('deployer', deployer);
+  app.decorate('backups', services.backups);
   // The edge role (startServer) serves `ward certs` through this holder and adds its metrics to /metrics.
   app.decorate('certificates', services.certificates);
   app.decorate('metricsRegistry', metrics.registry);
@@ -213,6 +245,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(memberRoutes(services));
   await app.register(secretRoutes(services));
   await app.register(networkRoutes(services));
+  await app.register(volumeRoutes(services));
+  await app.register(backupRoutes(services));
   await app.register(certRoutes(services));
   await app.register(deployRoutes(services, { deploys }));
   await app.register(imageUploadRoutes({ deploys }));

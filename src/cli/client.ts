@@ -339,8 +339,14 @@ function wireError(v: unknown): WireError | undefined {
   };
 }
 
+/**
+ * HTTP_CODES are the catalog's codes that mean only an HTTP status: an answer without Ward's JSON error
+ * (a proxy's page) maps to one of these, never to a domain code that shares its status (backup_failed is 502).
+ */
+const HTTP_CODES: readonly ErrorCode[] = ['bad_request', 'unauthenticated', 'forbidden', 'not_found', 'method_not_allowed', 'conflict', 'payload_too_large', 'unsupported_media_type', 'too_many_requests', 'internal', 'unavailable'];
+
 function codeForStatus(status: number): ErrorCode {
-  const exact = (Object.keys(ERROR_CODES) as ErrorCode[]).find((c) => ERROR_CODES[c].status === status);
+  const exact = HTTP_CODES.find((c) => ERROR_CODES[c].status === status);
   if (exact) return exact;
   return status >= 500 ? 'internal' : 'bad_request';
 }

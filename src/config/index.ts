@@ -39,6 +39,7 @@ export type {
 export { appConfigKeyPaths, appConfigSchema } from './app-schema.ts';
 export {
   LETS_ENCRYPT_DIRECTORY,
+  LOCAL_ACME_DIRECTORY,
   LOG_LEVELS,
   SERVER_CONFIG_ENV,
   SERVER_ROLES,

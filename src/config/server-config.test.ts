@@ -32,9 +32,11 @@ describe('resolveServerConfig: defaults', () => {
       acmeDirectory: LETS_ENCRYPT_DIRECTORY,
       acmeEmail: undefined,
       acmeCaFile: undefined,
+      domain: undefined,
       masterKeyFile: '/var/lib/ward/master.key',
       region: 'local',
       hostname: hostname(),
+      wireguardEndpoint: undefined,
       logLevel: 'info',
       configFile: undefined,
       sources: Object.fromEntries(Object.keys(SERVER_SETTINGS).map((k) => [k, 'default'])) as Record<ServerSetting, string>,
@@ -82,9 +84,11 @@ const PRECEDENCE: {
   },
   { key: 'acme_email', field: 'acmeEmail', flag: 'F@example.com', env: 'e@example.com', file: 'd@example.com', want: ['f@example.com', 'e@example.com', 'd@example.com'] },
   { key: 'acme_ca_file', field: 'acmeCaFile', flag: '/f.pem', env: '/e.pem', file: 'ca.pem', want: ['/f.pem', '/e.pem', '/etc/ward/ca.pem'] },
+  { key: 'domain', field: 'domain', flag: 'Apps.Example.COM', env: 'e.example.com.', file: 'd.example', want: ['apps.example.com', 'e.example.com', 'd.example'] },
   { key: 'master_key_file', field: 'masterKeyFile', flag: '/f.key', env: 'e.key', file: '/d.key', want: ['/f.key', '/work/e.key', '/d.key'] },
   { key: 'region', field: 'region', flag: 'fra', env: 'ams', file: 'lhr', want: ['fra', 'ams', 'lhr'] },
   { key: 'hostname', field: 'hostname', flag: 'node-f', env: 'node_e', file: 'node-d.lan', want: ['node-f', 'node_e', 'node-d.lan'] },
+  { key: 'wireguard_endpoint', field: 'wireguardEndpoint', flag: '192.0.2.10', env: '[2001:db8::1]:4500', file: 'node-d.example.com:51821', want: ['192.0.2.10:51820', '[2001:db8::1]:4500', 'node-d.example.com:51821'] },
   { key: 'log_level', field: 'logLevel', flag: 'debug', env: 'WARN', file: 'error', want: ['debug', 'warn', 'error'] },
 ];
 
@@ -98,9 +102,11 @@ const FLAG_OF: Record<ServerSetting, keyof ServerFlags> = {
   acme_directory: 'acme-directory',
   acme_email: 'acme-email',
   acme_ca_file: 'acme-ca-file',
+  domain: 'domain',
   master_key_file: 'master-key-file',
   region: 'region',
   hostname: 'hostname',
+  wireguard_endpoint: 'wireguard-endpoint',
   log_level: 'log-level',
 };
 
@@ -192,6 +198,8 @@ describe('resolveServerConfig: validation errors name their source', () => {
     { name: 'not a URL', input: { env: { WARD_DATABASE_URL: 'db.internal:5432' } }, message: /^WARD_DATABASE_URL: (is not a valid URL|expected a postgres)/ },
     { name: 'an ACME directory over ftp', input: { flags: { 'acme-directory': 'ftp://ca/dir' } }, message: /expected an https:\/\/ URL/ },
     { name: 'a bad ACME email', input: { flags: { 'acme-email': 'nobody' } }, message: /^--acme-email "nobody": is not an email address$/ },
+    { name: 'a domain that is not a DNS name', input: { flags: { domain: '*.example.com' } }, message: /^--domain "\*\.example\.com": expected a DNS name/ },
+    { name: 'a domain that is an address', input: { env: { WARD_DOMAIN: '10.0.0.1' } }, message: /^WARD_DOMAIN "10\.0\.0\.1": expected a DNS name/ },
     { name: 'a bad region in the file', input: { file: FILE }, message: /^\/etc\/ward\/server\.toml:3:1: region "Bad Region": region names use/ },
     { name: 'a bad log level', input: { env: { WARD_LOG_LEVEL: 'verbose' } }, message: /^WARD_LOG_LEVEL "verbose": expected one of trace, debug, info, warn, error, fatal, silent$/ },
     { name: 'a bad hostname', input: { flags: { hostname: 'my host' } }, message: /^--hostname "my host": expected a host name/ },
@@ -262,4 +270,11 @@ test('redactUrl hides passwords only', () => {
   assert.equal(redactUrl('postgres://ward:s3cret@db:5432/ward'), 'postgres://ward:***@db:5432/ward');
   assert.equal(redactUrl('postgres://ward@db/ward'), 'postgres://ward@db/ward');
   assert.equal(redactUrl('not a url s3cret'), '(unparseable URL)');
+});
+
+test('acme_directory "local" selects Ward\'s own CA, from a flag, the environment or the file', () => {
+  assert.equal(resolveWith({ flags: { 'acme-directory': 'local' } }).acmeDirectory, 'local');
+  assert.equal(resolveWith({ env: { WARD_ACME_DIRECTORY: 'local' } }).acmeDirectory, 'local');
+  assert.equal(resolveWith({ file: { path: '/etc/ward/server.toml', text: 'acme_directory = "local"\n' } }).acmeDirectory, 'local');
+  assert.throws(() => resolveWith({ flags: { 'acme-directory': 'locale' } }), /expected an https:\/\/ URL or "local"/);
 });

@@ -19,6 +19,12 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 
 /**
+ * LOCAL_ACME_DIRECTORY, as acme_directory, makes the edge issue certificates from Ward's own local CA in
+ * the data directory instead of asking an ACME server: for machines no public CA can reach (`ward up`).
+ */
+export const LOCAL_ACME_DIRECTORY = 'local';
+
+/**
  * Listen is a parsed HOST:PORT. `:PORT` means all interfaces and becomes host `::`, which on Linux
  * accepts IPv4 too (unless net.ipv6.bindv6only is set); hosts without IPv6 write `0.0.0.0:PORT`.
  * An empty host is never produced: Fastify would read it as "localhost", node:net as "all".
@@ -44,9 +50,11 @@ export interface ServerFlags {
   'acme-directory'?: string | undefined;
   'acme-email'?: string | undefined;
   'acme-ca-file'?: string | undefined;
+  domain?: string | undefined;
   'master-key-file'?: string | undefined;
   region?: string | undefined;
   hostname?: string | undefined;
+  'wireguard-endpoint'?: string | undefined;
   'log-level'?: string | undefined;
 }
 
@@ -61,9 +69,11 @@ export type ServerSetting =
   | 'acme_directory'
   | 'acme_email'
   | 'acme_ca_file'
+  | 'domain'
   | 'master_key_file'
   | 'region'
   | 'hostname'
+  | 'wireguard_endpoint'
   | 'log_level';
 
 /** SERVER_SETTINGS names each setting's flag and environment variable; the file key is the map key. */
@@ -77,9 +87,11 @@ export const SERVER_SETTINGS: Record<ServerSetting, { flag: keyof ServerFlags; e
   acme_directory: { flag: 'acme-directory', env: 'WARD_ACME_DIRECTORY' },
   acme_email: { flag: 'acme-email', env: 'WARD_ACME_EMAIL' },
   acme_ca_file: { flag: 'acme-ca-file', env: 'WARD_ACME_CA_FILE' },
+  domain: { flag: 'domain', env: 'WARD_DOMAIN' },
   master_key_file: { flag: 'master-key-file', env: 'WARD_MASTER_KEY_FILE' },
   region: { flag: 'region', env: 'WARD_REGION' },
   hostname: { flag: 'hostname', env: 'WARD_HOSTNAME' },
+  wireguard_endpoint: { flag: 'wireguard-endpoint', env: 'WARD_WIREGUARD_ENDPOINT' },
   log_level: { flag: 'log-level', env: 'WARD_LOG_LEVEL' },
 };
 
@@ -103,9 +115,16 @@ export interface ServerConfig {
   acmeDirectory: string;
   acmeEmail: string | undefined;
   acmeCaFile: string | undefined;
+  /** domain, when set, routes every app with [http_service] at `<app>.<domain>` too (lower-case, no final dot). */
+  domain: string | undefined;
   masterKeyFile: string;
   region: string;
   hostname: string;
+  /**
+   * wireguardEndpoint is how other hosts and people reach this host's WireGuard port (`host:port`,
+   * `[v6]:port`); undefined: `<hostname>:51820`.
+   */
+  wireguardEndpoint: string | undefined;
   logLevel: LogLevel;
   /** configFile is the server config file that was read, if any. */
   configFile: string | undefined;
@@ -194,10 +213,12 @@ export function resolveServerConfig(input: ResolveServerConfigInput): ServerConf
     acmeDirectory: get('acme_directory', (v, s) => acmeDirectory(v, s), () => LETS_ENCRYPT_DIRECTORY),
     acmeEmail: get('acme_email', (v, s) => acmeEmail(v, s), () => undefined),
     acmeCaFile: get('acme_ca_file', path('acme_ca_file'), () => undefined),
+    domain: get('domain', (v, s) => domain(v, s), () => undefined),
     // The default follows data_dir wherever data_dir came from, so `--data-dir` alone moves both.
     masterKeyFile: get('master_key_file', path('master_key_file'), () => join(dataDir, 'master.key')),
     region: get('region', (v, s) => region(v, s), () => 'local'),
     hostname: get('hostname', (v, s) => hostName(v, s), () => hostName(osHostname(), { label: 'the host name (os.hostname())', origin: 'default', baseDir: cwd })),
+    wireguardEndpoint: get('wireguard_endpoint', (v, s) => wireguardEndpoint(v, s), () => undefined),
     logLevel: get('log_level', (v, s) => logLevel(v, s), () => 'info'),
     configFile: file?.path,
     sources,
@@ -212,12 +233,14 @@ const HINTS: Record<ServerSetting, string> = {
   api_listen: 'Write HOST:PORT: 127.0.0.1:4280, [::1]:4280 for IPv6, or :4280 for all interfaces.',
   http_listen: 'Write HOST:PORT: 0.0.0.0:80, [::1]:80 for IPv6, or :80 for all interfaces.',
   https_listen: 'Write HOST:PORT: 0.0.0.0:443, [::1]:443 for IPv6, or :443 for all interfaces.',
-  acme_directory: `Use the https:// URL of an ACME directory, like ${LETS_ENCRYPT_DIRECTORY}.`,
+  acme_directory: `Use the https:// URL of an ACME directory, like ${LETS_ENCRYPT_DIRECTORY}, or "${LOCAL_ACME_DIRECTORY}" for Ward's own local CA.`,
   acme_email: 'Use an address the certificate authority can write to about expiring certificates.',
   acme_ca_file: 'Give the path of a PEM file with the CA certificate of your ACME server.',
+  domain: 'Give a DNS name whose subdomains point at this edge, like apps.example.com; each app is then served at <app>.apps.example.com.',
   master_key_file: 'Give a file path; Ward creates the key there (mode 0600) on first start.',
   region: 'Region names are DNS labels: a–z, 0–9 and "-", like "fra" or "home-lab".',
   hostname: 'Pass --hostname NAME using letters, digits, ".", "-" and "_".',
+  wireguard_endpoint: 'Write HOST or HOST:PORT that other hosts reach: 192.0.2.10, node1.example.com:51820, [2001:db8::10]:51820.',
   log_level: `Use one of ${LOG_LEVELS.join(', ')}.`,
 };
 
@@ -271,6 +294,7 @@ function roles(v: unknown, s: Source): ServerRole[] {
 
 function acmeDirectory(v: unknown, s: Source): string {
   const str = text('acme_directory', v, s);
+  if (str === LOCAL_ACME_DIRECTORY) return str;
   let url: URL | undefined;
   try {
     url = new URL(str);
@@ -278,13 +302,41 @@ function acmeDirectory(v: unknown, s: Source): string {
     url = undefined;
   }
   // Plain http is allowed for test CAs (Pebble and friends); ACME requests are signed either way.
-  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) return fail('acme_directory', s, 'expected an https:// URL', v);
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) return fail('acme_directory', s, `expected an https:// URL or "${LOCAL_ACME_DIRECTORY}"`, v);
   return str;
 }
 
 function acmeEmail(v: unknown, s: Source): string {
   const email = normalizeEmail(text('acme_email', v, s));
   return email ?? fail('acme_email', s, 'is not an email address', v);
+}
+
+/**
+ * domain reads the server's domain: a DNS name (letters, digits and "-" in dot-separated labels), short
+ * enough that `<app>.` (an app name is at most 63 characters) still fits in a 253-character name.
+ */
+function domain(v: unknown, s: Source): string {
+  const str = text('domain', v, s).toLowerCase().replace(/\.$/, '');
+  const label = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+  if (str.length > 253 - 64 || !str.split('.').every((l) => label.test(l)) || isIPv4(str)) {
+    return fail('domain', s, 'expected a DNS name like apps.example.com (labels of a–z, 0–9 and "-", at most 189 characters)', v);
+  }
+  return str;
+}
+
+/**
+ * wireguardEndpoint reads where other hosts and people reach this host's WireGuard port: a DNS name or
+ * IPv4 address, or an IPv6 address in brackets, with an optional port (default 51820; another one when
+ * a NAT forwards it).
+ */
+function wireguardEndpoint(v: unknown, s: Source): string {
+  const str = text('wireguard_endpoint', v, s).trim();
+  const m = /^(\[([0-9a-fA-F:.]+)\]|[A-Za-z0-9.-]{1,253})(?::(\d{1,5}))?$/.exec(str);
+  const port = m?.[3] === undefined ? 51820 : Number(m[3]);
+  if (!m || (m[2] !== undefined && !isIPv6(m[2])) || port < 1 || port > 65535) {
+    return fail('wireguard_endpoint', s, 'expected HOST or HOST:PORT (an IPv6 address in brackets)', v);
+  }
+  return `${m[1]}:${port}`;
 }
 
 function region(v: unknown, s: Source): string {

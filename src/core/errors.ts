@@ -39,6 +39,12 @@ export const ERROR_CODES = {
   invalid_secret: { status: 400, summary: 'A secret name or value is invalid, or a .env text cannot be read; the message never quotes a value.' },
   delivery_refused: { status: 403, summary: 'A host asked for secrets with a delivery token that is unknown, spent, expired, or not for an instance placed on it.' },
   secrets_unreadable: { status: 500, summary: 'A stored secret or data key does not decrypt: altered, moved between apps, or the wrong master key.' },
+  // Volumes (src/agent/volumes, src/services/volumes.ts).
+  volume_in_use: { status: 409, summary: 'A volume cannot be destroyed while an instance (or a backup) uses it.' },
+  // Backups: restic targets, runs, restores and drills (src/backups, src/services/backups.ts).
+  backup_target_missing: { status: 409, summary: 'The org has no backup target (restic repository) yet.' },
+  backup_failed: { status: 502, summary: 'A backup, restore or restore drill ran and failed, or the target cannot be opened; the run is recorded.' },
+  restore_refused: { status: 409, summary: 'A restore into a volume that a running instance has mounted, without --force.' },
   // Errors that only the CLI or the server process raise locally (never sent by the API).
   usage: { status: 400, summary: 'A command was called with unknown or missing arguments or flags.' },
   not_logged_in: { status: 401, summary: 'The CLI has no session and no WARD_API_TOKEN.' },
@@ -47,6 +53,7 @@ export const ERROR_CODES = {
   database_unreachable: { status: 503, summary: 'The server could not connect to its database.' },
   data_dir: { status: 500, summary: 'The data directory cannot be created, read or written.' },
   listen_failed: { status: 500, summary: 'A listener (the edge\'s HTTP, HTTPS or a TCP service port) cannot bind its address.' },
+  up_failed: { status: 500, summary: '`ward up` could not finish: its server did not start, or the example app did not answer over HTTPS in time.' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

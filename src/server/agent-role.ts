@@ -5,14 +5,16 @@
  * the same image store and log journal), start once it listens, close when it stops.
  */
 import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { UserError } from '../core/index.ts';
+import { isId, newId, systemClock, UserError } from '../core/index.ts';
 import type { ServerConfig } from '../config/index.ts';
 import type { Store } from '../store/index.ts';
-import { Agent, defaultHooks, secretsHook, StoreControlPlane, type AgentOptions, type InstanceHook, type HookDeps, type RestartSettings, type SecretsSource } from '../agent/index.ts';
-import { BridgeNetwork, InternalResolver, parseResolvConf, WireGuardDevice, type OrgNetwork } from '../agent/network/index.ts';
+import { Agent, defaultHooks, secretsHook, StoreControlPlane, type AgentOptions, type Drain, type InstanceHook, type HookDeps, type RestartSettings, type SecretsSource, type VolumeSource } from '../agent/index.ts';
+import { BridgeNetwork, InternalResolver, MeshSync, parseResolvConf, WireGuardDevice, type OrgNetwork } from '../agent/network/index.ts';
 import { CrunRuntime, ImageStore, type Runtime } from '../agent/runtime/index.ts';
 import type { DeployServiceOptions, WireGuardGateway } from '../services/index.ts';
+import { MeshControlPlane } from '../services/index.ts';
 import type { Logger } from 'pino';
 
 /** RuntimeOptions let tests (and operators embedding Ward) replace parts of the agent. */
@@ -27,11 +29,19 @@ export interface RuntimeOptions {
    * unless given (it must be the one that network serves the orgs with). The caller closes a given one.
    */
   resolver?: InternalResolver;
+  /**
+   * wireguard brings up the host's WireGuard interface and syncs it with the control plane's mesh and
+   * people (docs/networking.md). Default: on with the default network, off with a given one (tests
+   * that share one machine). The host registers its key, endpoint and slice index either way.
+   */
+  wireguard?: boolean;
   /** runDir is Ward's tmpfs run directory (default /run/ward). */
   runDir?: string;
   restart?: Partial<RestartSettings>;
   hooks?: (deps: HookDeps) => InstanceHook[];
   secrets?: SecretsSource;
+  /** volumes hands the agent its volumes' keys (the control plane's VolumeKeyService, in-process). */
+  volumes?: VolumeSource;
   /** maxUploadBytes caps image uploads (default 10 GiB). */
   maxUploadBytes?: number;
   agent?: Partial<Pick<AgentOptions, 'reconcileIntervalMs' | 'heartbeatIntervalMs' | 'capture' | 'journal'>>;
@@ -50,6 +60,17 @@ export interface RuntimeRole {
    * its endpoint (`<hostname>:51820`). Undefined without the agent role.
    */
   gateway: (() => Promise<WireGuardGateway | undefined>) | undefined;
+  /**
+   * drainWith gives the agent the edge's drain (the edge role, started after the agent); undefined when
+   * the edge stops. Until then, and without an edge on the node, stopping an instance waits for nothing.
+   */
+  drainWith(drain: Drain | undefined): void;
+  /**
+   * onDesiredChange calls fn whenever this process changed instances' desired state or a release's
+   * status (a deploy, the Deployer's commit of a step, a restart): the edge role reloads its routes at
+   * once. It returns the unsubscribe.
+   */
+  onDesiredChange(fn: () => void): () => void;
   /** start starts the agent; onReport is called with each instance report (the Deployer steps at once). */
   start(onReport: () => void): Promise<void>;
   /** close stops the agent, leaving its instances running unless stopInstances. */
@@ -70,6 +91,29 @@ export function agentUnavailable(): UserError | undefined {
 /** WIREGUARD_PORT is the UDP port of the host's WireGuard interface (the mesh and people's peers). */
 export const WIREGUARD_PORT = 51820;
 
+/** WIREGUARD_INTERFACE is the host's WireGuard interface: its `wg` prefix is what the firewall calls a tunnel. */
+export const WIREGUARD_INTERFACE = 'wgward';
+
+/**
+ * agentHostId reads (or makes) the host's id the way Agent.start does (`<data dir>/agent/host.json`):
+ * the mesh registers the host, and takes its slice index, before the agent starts.
+ */
+async function agentHostId(dataDir: string): Promise<string> {
+  const dir = join(dataDir, 'agent');
+  const file = join(dir, 'host.json');
+  try {
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { id?: unknown };
+    if (typeof saved.id === 'string' && isId(saved.id, 'host')) return saved.id;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+  }
+  const id = newId('host');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(`${file}.tmp`, JSON.stringify({ id }), { mode: 0o600 });
+  await rename(`${file}.tmp`, file);
+  return id;
+}
+
 /** hostUpstreams are the host's resolvers, where the internal resolver forwards names outside `.internal`. */
 function hostUpstreams(): { address: string; port: number }[] {
   try {
@@ -85,6 +129,8 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
   const withAgent = config.roles.includes('agent');
   let onReport: () => void = () => {};
   const link = new StoreControlPlane(store, { onReport: () => onReport() });
+  let drain: Drain | undefined;
+  const changed = new Set<() => void>();
   let agent: Agent | undefined;
   let network: OrgNetwork | undefined;
   let ownResolver: InternalResolver | undefined;
@@ -115,32 +161,81 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
       // Secret files go on a tmpfs under the run dir, beside the runtime's: one place for the operator to look.
       hooks: options.hooks ?? ((d: HookDeps) => defaultHooks(d).map((h) => (h.name === 'secrets' ? secretsHook(d.secrets, { filesRoot: join(runDir, 'secrets') }) : h))),
       ...(options.secrets ? { secrets: options.secrets } : {}),
+      ...(options.volumes ? { volumes: options.volumes } : {}),
+      drain: (instanceId, timeoutMs) => (drain ? drain(instanceId, timeoutMs) : Promise.resolve(undefined)),
       ...options.agent,
       logger: logger.child({ role: 'agent' }),
     });
   }
-  const device = withAgent ? new WireGuardDevice({ name: 'ward-wg', stateDir: join(config.dataDir, 'agent', 'wireguard'), listenPort: WIREGUARD_PORT }) : undefined;
-  const hostIndex = network instanceof BridgeNetwork ? network.hostIndex : 1;
+  // The key file keeps its first name (ward-wg.key): people's configs name its public key.
+  const device = withAgent ? new WireGuardDevice({ name: WIREGUARD_INTERFACE, keyName: 'ward-wg.key', stateDir: join(config.dataDir, 'agent', 'wireguard'), listenPort: WIREGUARD_PORT }) : undefined;
+  const mesh = new MeshControlPlane(store, systemClock);
+  const meshNetwork = network instanceof BridgeNetwork ? network : undefined;
+  const meshSync =
+    device &&
+    new MeshSync({
+      link: mesh,
+      device,
+      network: meshNetwork ?? { setHostIndex: async () => {}, ensure: async () => {} },
+      endpoint: config.wireguardEndpoint ?? `${config.hostname}:${WIREGUARD_PORT}`,
+      ...(ownResolver ? { resolver: ownResolver } : options.resolver ? { resolver: options.resolver } : {}),
+      ...(options.agent?.reconcileIntervalMs ? { intervalMs: options.agent.reconcileIntervalMs } : {}),
+      logger: logger.child({ role: 'mesh' }),
+    });
+  const withWireGuard = Boolean(meshSync && meshNetwork && (options.wireguard ?? !options.network));
+  let unwatchMesh: (() => void) | undefined;
+  let hostId: string | undefined;
   return {
     agent,
     images,
-    gateway: device && (async () => ({ hostIndex, publicKey: await device.publicKey(), endpoint: `${config.hostname}:${WIREGUARD_PORT}` })),
+    // This host once its agent has registered with the mesh (its slice index comes from the store).
+    gateway: device && (async () => (hostId ? mesh.gateway(hostId) : undefined)),
     apiDeps: {
       images,
       // The journal is on disk: the API reads it even while the agent is stopped; follow needs the agent.
       ...(agent ? { logs: agent.journal } : {}),
       uploadDir: join(config.dataDir, 'uploads'),
       ...(options.maxUploadBytes ? { maxUploadBytes: options.maxUploadBytes } : {}),
-      onDesiredChange: () => link.notify(),
+      onDesiredChange: () => {
+        // The edge first: its reload (a bluegreen switch) should be under way before agents stop anything.
+        for (const fn of changed) {
+          try {
+            fn();
+          } catch (e) {
+            logger.error({ err: e }, 'desired-state listener failed');
+          }
+        }
+        link.notify();
+      },
+    },
+    drainWith(fn) {
+      drain = fn;
+    },
+    onDesiredChange(fn) {
+      changed.add(fn);
+      return () => changed.delete(fn);
     },
     async start(report) {
       onReport = report;
       // The whole firewall and every org's bridge and resolver listener, from the records, before any
       // instance is touched: instances that outlived the agent are isolated again with no gap.
+      // First the mesh registration: it gives this host its slice index, which every address lies in.
+      if (meshSync) {
+        const id = await agentHostId(config.dataDir);
+        await meshSync.register(id);
+        hostId = id;
+      }
       if (network instanceof BridgeNetwork) await network.restore();
+      if (withWireGuard && meshSync) {
+        // Instances on this host run without the tunnel: a failure here is loud but not fatal.
+        await meshSync.start().catch((e: unknown) => logger.error({ err: e }, 'WireGuard did not come up: no mesh to other hosts and no people\'s tunnels until it does'));
+        unwatchMesh = link.watch(() => meshSync.nudge());
+      }
       await agent?.start();
     },
     async close(opts = {}) {
+      unwatchMesh?.();
+      await meshSync?.close();
       await agent?.close(opts);
       await ownResolver?.close();
       images.close();

@@ -3,16 +3,18 @@
  * this node's state. Routes come from the apps' current releases (hostnames in their ward.toml, plus
  * `<app>.<domain>` when the server has a domain); upstreams from the agent's HealthRegistry, whose
  * subscribe tells us when an app's healthy instances change: the table is rebuilt then (and every
- * refreshMs for new releases), never per request. Certificates: a CertManager over a FileCertStore in
- * `<data dir>/edge/certs`, keys sealed with the server's sealing key for "edge-certs" (openSealingKeys).
+ * refreshMs for new releases), never per request. Certificates: a CertManager over a StoreCertStore in
+ * the Store (shared by every edge on one database, with its issuance lock), keys sealed with the
+ * server's sealing key for "edge-certs" (openSealingKeys); certificates an earlier version kept in
+ * `<data dir>/edge/certs` are imported on first start.
  * See docs/edge.md "The edge role".
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { UserError } from '../core/index.ts';
-import type { AppConfig, ServerConfig } from '../config/index.ts';
+import { LOCAL_ACME_DIRECTORY, type AppConfig, type ServerConfig } from '../config/index.ts';
 import type { Store } from '../store/index.ts';
 import type { SealingKeys } from '../secrets/index.ts';
 import {
@@ -22,10 +24,14 @@ import {
   CertManager,
   ChallengeStore,
   Edge,
+  copyCertStore,
   FileCertStore,
-  FileIssuanceLock,
+  LocalCaIssuer,
+  localCaDir,
   routesFromApps,
   StaticUpstreamSource,
+  StoreCertStore,
+  StoreIssuanceLock,
   type AppRoutingInput,
   type CertificateIssuer,
   type CertificateStatus,
@@ -36,8 +42,8 @@ import {
 
 /** HealthSource is what the edge reads of the agent's HealthRegistry (server.agent.health). */
 export interface HealthSource {
-  upstreams(appId: string): ReadonlyArray<{ instanceId: string; address: string; port: number }>;
-  healthy(appId: string): ReadonlyArray<{ instanceId: string; address: string | undefined }>;
+  upstreams(appId: string): ReadonlyArray<{ instanceId: string; releaseId: string; address: string; port: number }>;
+  healthy(appId: string): ReadonlyArray<{ instanceId: string; releaseId: string; address: string | undefined }>;
   subscribe(fn: (appId: string) => void): () => void;
 }
 
@@ -80,6 +86,13 @@ export interface EdgeRole {
   addresses(): EdgeAddresses;
   /** refresh rebuilds the route table from the store and the health registry now. */
   refresh(): Promise<void>;
+  /**
+   * drain is the agent's Drain: the instance (already withdrawn from the health registry) leaves the
+   * route table at once, after the releases are read again (a bluegreen switch committed elsewhere is
+   * in the table before the old set goes); then it waits, at most timeoutMs, until no request is in
+   * flight to it, and closes its keep-alive connections. See docs/edge.md "Draining and the switch".
+   */
+  drain(instanceId: string, timeoutMs: number): Promise<{ inFlight: number; waitedMs: number }>;
   close(): Promise<void>;
 }
 
@@ -87,8 +100,10 @@ export interface EdgeRole {
 export async function startEdgeRole(config: ServerConfig, store: Store, options: EdgeRoleOptions): Promise<EdgeRole> {
   const log = options.logger.child({ role: 'edge' });
   const dir = join(config.dataDir, 'edge');
-  const certStore = new FileCertStore(join(dir, 'certs'), aesGcmSealer(await options.sealing.deriveKey('edge-certs')));
-  const owners = new CertOwners(join(dir, 'cert-owners.json'));
+  const sealer = aesGcmSealer(await options.sealing.deriveKey('edge-certs'));
+  const certStore = new StoreCertStore(store.edgeCerts, sealer);
+  const owners = new CertOwners(store);
+  await importFileCerts(dir, new FileCertStore(join(dir, 'certs'), sealer), certStore, store, config.acmeDirectory, log);
   await owners.load();
   const challenges = new ChallengeStore();
   const cache = new CertificateCache();
@@ -102,8 +117,15 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
     log,
   });
   const caPem = config.acmeCaFile ? await readFile(config.acmeCaFile, 'utf8') : undefined;
+  // acme_directory = "local": Ward's own CA in the data dir (made now, so ca.crt exists once we listen).
+  const localCa =
+    !options.issuer && config.acmeDirectory === LOCAL_ACME_DIRECTORY
+      ? new LocalCaIssuer({ dir: localCaDir(config.dataDir), sealer: aesGcmSealer(await options.sealing.deriveKey('edge-local-ca')) })
+      : undefined;
+  await localCa?.ready();
   const issuer =
     options.issuer ??
+    localCa ??
     new AcmeIssuer({
       directoryUrl: config.acmeDirectory,
       email: config.acmeEmail,
@@ -114,7 +136,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
     });
   const certs = new CertManager({
     store: certStore,
-    lock: new FileIssuanceLock(join(dir, 'locks')),
+    lock: new StoreIssuanceLock(store.edgeCerts),
     issuer,
     cache,
     log,
@@ -134,25 +156,30 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   }
 
   // Route table: rebuilt from the store when releases may have changed, and from memory on health changes.
-  let apps: Array<{ id: string; name: string; config: AppConfig }> = [];
+  let apps: ServingApp[] = [];
   const known = new Set<string>();
   let current: RouteSource | undefined;
   // A name belongs to the app that added it (`ward certs add -a`), else to the app whose ward.toml routes it.
-  const ownerOf = (name: string): string | undefined => owners.get(name) ?? current?.lookup(name)?.app;
+  // `<app>.<domain>` is always its app's, whoever added it.
+  let reserved = new Map<string, string>();
+  const ownerOf = (name: string): string | undefined => reserved.get(name) ?? owners.get(name) ?? current?.lookup(name)?.app;
   const rebuild = (): void => {
     // Names added with `ward certs add -a APP` route to that app, even when another app's ward.toml lists them.
     // A hostname or TCP port two apps claim goes to the older app (apps are listed oldest first): a new
     // app cannot take another tenant's name, nor stop the table from following everyone else's changes.
+    // With a server domain, `<app>.<domain>` belongs to that app whatever any other app lists or adds.
     const names = new Set<string>();
     const ports = new Set<number>();
+    reserved = defaultNames(apps, config.domain);
+    const mine = (app: string, n: string) => (reserved.get(n) ?? app) === app;
     const inputs: AppRoutingInput[] = apps.map((a) => ({
       app: a.name,
-      config: withoutTaken(a.name, withOwnedNames(a.config, owners.namesOf(a.name), (n) => (owners.get(n) ?? a.name) === a.name), names, ports, log),
-      upstreams: (port: number) => new StaticUpstreamSource(upstreamsOf(options.health, a.id, port, a.config)),
+      config: withoutTaken(a.name, withOwnedNames(a.config, owners.namesOf(a.name).filter((n) => mine(a.name, n)), (n) => (owners.get(n) ?? a.name) === a.name && mine(a.name, n)), names, ports, log),
+      upstreams: (port: number) => new StaticUpstreamSource(upstreamsOf(options.health, a, port)),
     }));
     let routes: RouteSource;
     try {
-      routes = routesFromApps(inputs, { domain: undefined });
+      routes = routesFromApps(inputs, { domain: config.domain });
     } catch (e) {
       // Two apps claim one name: keep serving the last good table rather than guess whose it is.
       log.error({ err: e }, 'route table not updated');
@@ -167,14 +194,22 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
     }
   };
   let seen = '';
-  const reload = async (): Promise<void> => {
+  const load = async (): Promise<void> => {
     const next = await currentApps(store);
-    // Health changes rebuild on their own (subscribe); here only a new release or app set does.
-    const signature = next.map((a) => `${a.id}@${a.version}`).join(',');
+    await owners.load(); // `ward certs add -a` on another edge sharing the database
+    // Health changes rebuild on their own (subscribe); here only a new release, a release's new status
+    // (the bluegreen switch), a new app set or new certificate owners do.
+    const signature = next.map((a) => `${a.id}@${a.version}:${a.status}`).join(',') + `|${owners.signature()}`;
     if (signature === seen) return;
     seen = signature;
     apps = next;
     rebuild();
+  };
+  // One reload at a time, in order: an older read must never be applied after a newer one.
+  let reloading: Promise<void> = Promise.resolve();
+  const reload = (): Promise<void> => {
+    reloading = reloading.catch(() => {}).then(load);
+    return reloading;
   };
   let pending = false;
   const unsubscribe = options.health?.subscribe(() => {
@@ -210,10 +245,13 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
       return s && { ...s, app: ownerOf(s.name) };
     },
     async remove(name) {
-      const had = await certs.remove(name);
-      await owners.delete(name.toLowerCase());
-      known.delete(name.toLowerCase());
+      const n = name.toLowerCase();
+      const had = await certs.remove(n);
+      await owners.delete(n);
       rebuild();
+      // A name an app's ward.toml still routes stays unmanaged until the server restarts (removing it
+      // means "stop", not "issue again"); one no longer routed is managed again if it comes back.
+      if (!current?.lookup(n)) known.delete(n);
       return had;
     },
   };
@@ -230,6 +268,18 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
       seen = '';
       await reload();
     },
+    async drain(instanceId, timeoutMs) {
+      const started = Date.now();
+      // A release switch committed by a Deployer in another process: take it before this instance goes.
+      await reload().catch((e: unknown) => log.warn({ err: e }, 'routes not reloaded before a drain'));
+      // The registry has withdrawn the instance already; the table without it serves every new request.
+      rebuild();
+      const { inFlight } = await edge.drain(instanceId, Math.max(0, timeoutMs - (Date.now() - started)));
+      const waitedMs = Date.now() - started;
+      if (inFlight > 0) log.warn({ instance_id: instanceId, in_flight: inFlight, timeout_ms: timeoutMs }, 'instance not drained within kill_timeout');
+      else log.info({ instance_id: instanceId, waited_ms: waitedMs }, 'instance drained');
+      return { inFlight, waitedMs };
+    },
     close() {
       closing ??= (async () => {
         clearInterval(timer);
@@ -243,27 +293,53 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   };
 }
 
+/**
+ * ServingApp is an app with a serving release: its newest running or succeeded one. `heldBack` is that
+ * release's id while it is a bluegreen deploy still running: its instances stay out of the pool.
+ */
+interface ServingApp {
+  id: string;
+  version: number;
+  status: string;
+  name: string;
+  createdAt: string;
+  config: AppConfig;
+  heldBack: string | undefined;
+}
+
 /** currentApps lists every app with a serving release: the newest running or succeeded one. */
-async function currentApps(store: Store): Promise<Array<{ id: string; version: number; name: string; config: AppConfig }>> {
-  const newest = new Map<string, { version: number; config: string }>();
+async function currentApps(store: Store): Promise<ServingApp[]> {
+  const newest = new Map<string, { id: string; version: number; status: string; strategy: string; config: string }>();
   for (const r of await store.releases.listByStatus(['running', 'succeeded'])) {
     const had = newest.get(r.appId);
-    if (!had || r.version > had.version) newest.set(r.appId, { version: r.version, config: r.config });
+    if (!had || r.version > had.version) newest.set(r.appId, { id: r.id, version: r.version, status: r.status, strategy: r.strategy, config: r.config });
   }
-  const out: Array<{ id: string; version: number; name: string; createdAt: string; config: AppConfig }> = [];
+  const out: ServingApp[] = [];
   for (const [appId, r] of newest) {
     const app = await store.apps.get(appId);
     if (!app) continue;
-    out.push({ id: appId, version: r.version, name: app.name, createdAt: app.createdAt, config: JSON.parse(r.config) as AppConfig });
+    const heldBack = r.status === 'running' && r.strategy === 'bluegreen' ? r.id : undefined;
+    out.push({ id: appId, version: r.version, status: r.status, name: app.name, createdAt: app.createdAt, config: JSON.parse(r.config) as AppConfig, heldBack });
   }
   return out.sort((x, y) => (x.createdAt < y.createdAt ? -1 : x.createdAt > y.createdAt ? 1 : x.name < y.name ? -1 : 1));
 }
 
+/**
+ * servable applies the bluegreen hold-back: the instances of a release being deployed bluegreen stay out
+ * while the app has any other healthy instance; with none, whatever is healthy serves (an empty pool
+ * would answer 503, which is worse than the new set early).
+ */
+export function servable<T extends { releaseId: string }>(healthy: readonly T[], heldBack: string | undefined): readonly T[] {
+  if (heldBack === undefined) return healthy;
+  const others = healthy.filter((h) => h.releaseId !== heldBack);
+  return others.length > 0 ? others : healthy;
+}
+
 /** upstreamsOf pairs the app's healthy instances with a port: the HTTP upstreams, or a `[[services]]` port. */
-function upstreamsOf(health: HealthSource | undefined, appId: string, port: number, config: AppConfig): Upstream[] {
+function upstreamsOf(health: HealthSource | undefined, app: ServingApp, port: number): Upstream[] {
   if (!health) return [];
-  if (config.httpService?.internalPort === port) return health.upstreams(appId).map((u) => ({ id: u.instanceId, host: u.address, port: u.port }));
-  return health.healthy(appId).flatMap((h) => (h.address ? [{ id: h.instanceId, host: h.address, port }] : []));
+  if (app.config.httpService?.internalPort === port) return servable(health.upstreams(app.id), app.heldBack).map((u) => ({ id: u.instanceId, host: u.address, port: u.port }));
+  return servable(health.healthy(app.id), app.heldBack).flatMap((h) => (h.address ? [{ id: h.instanceId, host: h.address, port }] : []));
 }
 
 /** withoutTaken drops the hostnames and TCP ports an older app already has, and records this app's. */
@@ -288,6 +364,11 @@ function withoutTaken(app: string, config: AppConfig, names: Set<string>, ports:
   return { ...out, services };
 }
 
+/** defaultNames maps each HTTP app's `<app>.<domain>` to the app (empty without a server domain). */
+function defaultNames(apps: ReadonlyArray<{ name: string; config: AppConfig }>, domain: string | undefined): Map<string, string> {
+  return new Map(domain ? apps.filter((a) => a.config.httpService).map((a) => [`${a.name}.${domain}`, a.name] as const) : []);
+}
+
 /** withOwnedNames adds the names the app added with `ward certs add` and drops those another app added. */
 function withOwnedNames(config: AppConfig, names: string[], mayUse: (name: string) => boolean): AppConfig {
   const svc = config.httpService;
@@ -295,19 +376,22 @@ function withOwnedNames(config: AppConfig, names: string[], mayUse: (name: strin
   return { ...config, httpService: { ...svc, hostnames: [...new Set([...svc.hostnames.filter(mayUse), ...names])] } };
 }
 
-/** CertOwners remembers which app asked for a certificate (`ward certs add -a APP`), in one small file. */
+/**
+ * CertOwners remembers which app asked for a certificate (`ward certs add -a APP`), in the Store, with
+ * a copy in memory for the route table (rebuilt without awaiting); load refreshes the copy.
+ */
 class CertOwners {
-  readonly #file: string;
+  readonly #store: Store;
   #map = new Map<string, string>();
-  constructor(file: string) {
-    this.#file = file;
+  constructor(store: Store) {
+    this.#store = store;
   }
   async load(): Promise<void> {
-    try {
-      this.#map = new Map(Object.entries(JSON.parse(await readFile(this.#file, 'utf8')) as Record<string, string>));
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
+    this.#map = new Map((await this.#store.edgeCerts.listOwners()).map((o) => [o.name, o.app]));
+  }
+  /** signature changes whenever the owners do (reload compares it). */
+  signature(): string {
+    return [...this.#map].map(([n, a]) => `${n}=${a}`).join(',');
   }
   get(name: string): string | undefined {
     return this.#map.get(name);
@@ -316,22 +400,41 @@ class CertOwners {
     return [...this.#map].filter(([, a]) => a === app).map(([n]) => n);
   }
   async set(name: string, app: string): Promise<void> {
+    await this.#store.edgeCerts.setOwner(name, app);
     this.#map.set(name, app);
-    await this.#save();
   }
   async delete(name: string): Promise<void> {
-    if (this.#map.delete(name)) await this.#save();
+    await this.#store.edgeCerts.deleteOwner(name);
+    this.#map.delete(name);
   }
-  #saving: Promise<void> = Promise.resolve();
-  #save(): Promise<void> {
-    // One write at a time: each writes the whole map, so the last one has every change.
-    this.#saving = this.#saving.catch(() => {}).then(() => this.#write());
-    return this.#saving;
+}
+
+/**
+ * importFileCerts moves what an earlier Ward kept in `<data dir>/edge` (certs/, cert-owners.json) into
+ * the Store, once: names the Store already has are left alone, and the old files are renamed to
+ * `*.imported` so the next start does not look again. Keys stay sealed under the same key throughout.
+ */
+async function importFileCerts(dir: string, files: FileCertStore, to: StoreCertStore, store: Store, directoryUrl: string, log: Logger): Promise<void> {
+  const certsDir = join(dir, 'certs');
+  const ownersFile = join(dir, 'cert-owners.json');
+  if (await stat(certsDir).then(() => true, () => false)) {
+    try {
+      const copied = await copyCertStore(files, to, [directoryUrl]);
+      await rename(certsDir, `${certsDir}.imported`);
+      log.info({ names: copied, from: certsDir }, 'certificates imported into the store');
+    } catch (e) {
+      // Not fatal: the names are ordered again as they are routed. The files stay for another try.
+      log.error({ err: e, from: certsDir }, 'certificates not imported into the store');
+    }
   }
-  async #write(): Promise<void> {
-    await mkdir(join(this.#file, '..'), { recursive: true, mode: 0o700 });
-    const tmp = `${this.#file}.tmp`;
-    await writeFile(tmp, JSON.stringify(Object.fromEntries(this.#map)), { mode: 0o600 });
-    await rename(tmp, this.#file);
+  let owners: Record<string, string> | undefined;
+  try {
+    owners = JSON.parse(await readFile(ownersFile, 'utf8')) as Record<string, string>;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  if (owners) {
+    for (const [name, app] of Object.entries(owners)) if ((await store.edgeCerts.getOwner(name)) === undefined) await store.edgeCerts.setOwner(name, app);
+    await rename(ownersFile, `${ownersFile}.imported`);
   }
 }

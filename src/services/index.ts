@@ -7,3 +7,5 @@ export * from './secrets.ts';
 export * from './deploys.ts';
 export * from './secrets-rollout.ts';
 export * from './network.ts';
+export * from './volumes.ts';
+export * from './backups.ts';

@@ -144,7 +144,9 @@ describe('ward CLI against a real server', () => {
   });
 
   it('ward server starts, answers, and stops gracefully on SIGTERM', async () => {
-    const child = spawn(process.execPath, [WARD, 'server', '--data-dir', join(tmp, 'server2'), '--api-listen', '127.0.0.1:0', '--log-level', 'silent'], {
+    // The control role alone: an agent takes host-wide resources (/run/ward, the ward bridge, the resolver on
+    // port 53), which test/e2e/up.test.ts's full server holds while the suites run side by side.
+    const child = spawn(process.execPath, [WARD, 'server', '--roles', 'control', '--data-dir', join(tmp, 'server2'), '--api-listen', '127.0.0.1:0', '--log-level', 'silent'], {
       cwd: ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: tmp },
       stdio: ['ignore', 'pipe', 'pipe'],

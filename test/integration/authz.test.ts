@@ -5,7 +5,7 @@
 // but has none gets 403 mfa_required everywhere except enrolment.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse, RouteOptions } from 'fastify';
@@ -17,6 +17,7 @@ import { newLogger } from '../../src/server/index.ts';
 import { ImageStore } from '../../src/agent/runtime/index.ts';
 import { LogJournal } from '../../src/agent/index.ts';
 import { ociArchive } from '../fixtures/archives.ts';
+import { directoryScratch } from '../../src/backups/index.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -97,6 +98,15 @@ describe('route authorization table', () => {
     return app;
   }
 
+  /** succeeded makes a fresh app whose release v1 succeeded: its instances report healthy and the Deployer steps once. */
+  async function succeeded(): Promise<string> {
+    const app = await deployed();
+    const a = (await store.apps.findByName(app))!;
+    for (const i of await store.instances.listForApp(a.id)) await store.instances.report(i.id, { observedState: 'running', health: 'passing' }, clock.now().toISOString());
+    await api.deployer.stepAll();
+    return app;
+  }
+
   const FIXTURES: Record<string, (who: Persona) => Promise<Call>> = {
     // Each deploy needs an app of its own: a release stays `running` here (no Deployer runs), and an
     // app deploys one release at a time.
@@ -107,6 +117,8 @@ describe('route authorization table', () => {
     'POST /v1/apps/:app/images': async () => ({ url: `/v1/apps/${appName}/images?format=oci-archive`, payload: archive }),
     'GET /v1/apps/:app/releases/:version': async () => ({ url: `/v1/apps/${await deployed()}/releases/1` }),
     'POST /v1/apps/:app/restart': async () => ({ url: `/v1/apps/${await deployed()}/restart`, payload: {} }),
+    'POST /v1/apps/:app/releases/:version/rollback': async () => ({ url: `/v1/apps/${await succeeded()}/releases/1/rollback` }),
+    'POST /v1/apps/:app/scale': async () => ({ url: `/v1/apps/${await succeeded()}/scale`, payload: { count: 2 } }),
     'POST /v1/auth/logout': async (who) => ({ url: '/v1/auth/logout', token: await login(who.email) }),
     'POST /v1/auth/password': async (who) => {
       const f = await fresh(who.role);
@@ -155,7 +167,37 @@ describe('route authorization table', () => {
     'POST /v1/apps/:app/certs': async () => ({ url: `/v1/apps/${appName}/certs`, payload: { hostname: `${uniq('c')}.ward.test` } }),
     'GET /v1/apps/:app/certs/:hostname': async () => ({ url: `/v1/apps/${appName}/certs/${await newCert()}` }),
     'DELETE /v1/apps/:app/certs/:hostname': async () => ({ url: `/v1/apps/${appName}/certs/${await newCert()}` }),
+    'POST /v1/apps/:app/volumes': async () => ({ url: `/v1/apps/${appName}/volumes`, payload: { name: uniq('vol'), size: '64mb' } }),
+    'GET /v1/apps/:app/volumes/:volume': async () => ({ url: `/v1/apps/${appName}/volumes/${await newVolume()}` }),
+    'DELETE /v1/apps/:app/volumes/:volume': async () => ({ url: `/v1/apps/${appName}/volumes/${await newVolume()}` }),
+    // Backups: the org's target is a local restic repository; volumes are served by a stand-in host (plain directories).
+    'PUT /v1/orgs/:org/backups/target': async () => ({ url: '/v1/orgs/acme/backups/target', payload: { repository: join(dir, 'backups-repo') } }),
+    'GET /v1/orgs/:org/backups/target': async () => (await backupTarget(), { url: '/v1/orgs/acme/backups/target' }),
+    'GET /v1/apps/:app/volumes/:volume/backups/policy': async () => ({ url: `/v1/apps/${appName}/volumes/${await newVolume()}/backups/policy` }),
+    'PUT /v1/apps/:app/volumes/:volume/backups/policy': async () => ({ url: `/v1/apps/${appName}/volumes/${await newVolume()}/backups/policy`, payload: { keep_daily: 3 } }),
+    'POST /v1/apps/:app/volumes/:volume/backups': async () => (await backupTarget(), { url: `/v1/apps/${appName}/volumes/${await newVolume()}/backups` }),
+    'POST /v1/apps/:app/volumes/:volume/backups/verify': async () => ({ url: `/v1/apps/${appName}/volumes/${await backedUpVolume()}/backups/verify`, payload: {} }),
+    'POST /v1/apps/:app/volumes/:volume/backups/restore': async () => ({ url: `/v1/apps/${appName}/volumes/${await backedUpVolume()}/backups/restore`, payload: {} }),
   };
+
+  /** backupTarget points acme's backups at a local repository (idempotent). */
+  async function backupTarget(): Promise<void> {
+    ok(await call('PUT', '/v1/orgs/acme/backups/target', personas.owner.token, { repository: join(dir, 'backups-repo') }), 'backup target');
+  }
+
+  /** backedUpVolume makes a volume with one backup and returns its name. */
+  async function backedUpVolume(): Promise<string> {
+    await backupTarget();
+    const name = await newVolume();
+    ok(await call('POST', `/v1/apps/${appName}/volumes/${name}/backups`, personas.owner.token), 'a backup');
+    return name;
+  }
+
+  async function newVolume(): Promise<string> {
+    const name = uniq('vol');
+    ok(await call('POST', `/v1/apps/${appName}/volumes`, personas.owner.token, { name, size: '64mb' }), 'create a volume');
+    return name;
+  }
 
   async function newCert(): Promise<string> {
     const hostname = `${uniq('c')}.ward.test`;
@@ -188,6 +230,20 @@ describe('route authorization table', () => {
       deploys: { images: new ImageStore({ dataDir: dir }), logs: new LogJournal({ dir: join(dir, 'logs') }), uploadDir: join(dir, 'uploads') },
       // A WireGuard gateway for people's peers (no agent runs here).
       network: { gateway: async () => ({ hostIndex: 1, publicKey: generateWireGuardKeyPair().publicKey, endpoint: 'gw.ward.test:51820' }) },
+      // The host of the volumes, for backups: each volume a plain directory (no agent runs here).
+      backups: {
+        host: () => ({
+          hostId: () => 'hst_00000000000000000000000000',
+          withMounted: async (v, _purpose, fn) => {
+            await mkdir(join(dir, 'volumes', v.id), { recursive: true });
+            await writeFile(join(dir, 'volumes', v.id, 'data'), 'some data');
+            return fn(join(dir, 'volumes', v.id));
+          },
+          instancesUsing: () => [],
+          exec: async () => ({ code: 0, stdout: '', stderr: '' }),
+        }),
+        scratch: directoryScratch(join(dir, 'drills')),
+      },
       onRoute: (r: RouteOptions) => {
         for (const m of [r.method].flat() as Method[]) if ((m as string) !== 'HEAD') routes.push({ method: m, url: r.url, auth: r.config?.auth });
       },

@@ -12,11 +12,14 @@ const SERVER_FLAGS = {
   'acme-directory': { type: 'string', placeholder: 'URL', description: "ACME directory URL (default Let's Encrypt)" },
   'acme-email': { type: 'string', placeholder: 'EMAIL', description: 'Contact email for the ACME account' },
   'acme-ca-file': { type: 'string', placeholder: 'PEM', description: "CA certificate to trust for the ACME directory's TLS" },
+  domain: { type: 'string', placeholder: 'DOMAIN', description: 'Serve every app with [http_service] at <app>.DOMAIN too' },
   'master-key-file': { type: 'string', placeholder: 'PATH', description: 'The key-encryption key; created 0600 on first start' },
   region: { type: 'string', placeholder: 'NAME', description: "This host's region" },
   hostname: { type: 'string', placeholder: 'NAME', description: "This host's name" },
+  'wireguard-endpoint': { type: 'string', placeholder: 'HOST[:PORT]', description: "Where other hosts and people reach this host's WireGuard (default <hostname>:51820)" },
   config: { type: 'string', placeholder: 'FILE', description: 'A server config file (TOML); flags and the environment override it' },
   'log-level': { type: 'string', placeholder: 'LEVEL', description: 'trace, debug, info, warn or error (default info)' },
+  'stop-instances-on-exit': { type: 'boolean', description: "Stop this host's instances when the server stops (ward up's server: `ward up --stop` leaves nothing running)" },
 } as const satisfies Record<string, FlagSpec>;
 
 export default defineCommand({
@@ -28,6 +31,8 @@ export default defineCommand({
     'The edge serves the apps\' hostnames on --http-listen and --https-listen with ACME certificates; when it',
     'cannot bind them (ports below 1024 need root) the server runs on without it and says why.',
     'Stopping the server leaves the instances running; the next start adopts them.',
+    'Without the control role (--roles agent,edge beside a --roles control on the same --database-url) it',
+    'serves no API and runs no Deployer: the control plane does (docs/config.md, "Split roles").',
     '',
     'Each flag can also come from the environment (WARD_DATA_DIR for --data-dir, and so on) or from a',
     'snake_case key in the --config file (data_dir); flags win over the environment, which wins over the file.',
@@ -41,13 +46,14 @@ export default defineCommand({
     // Loaded here, not at the top: the server pulls in Fastify, pino and the database drivers, which no
     // other command needs, and `ward version` should not pay for them.
     const [{ resolveServerConfig }, { startServer }] = await Promise.all([import('../../config/index.ts'), import('../../server/index.ts')]);
-    const { config: file, ...rest } = flags;
+    const { config: file, 'stop-instances-on-exit': stopInstances, ...rest } = flags;
     const config = resolveServerConfig({ flags: rest, env: ctx.env, file, cwd: ctx.cwd });
     const server = await startServer(config).catch((e: unknown) => {
       throw listenError(e) ?? e;
     });
     const signalled = ctx.untilSignal();
-    ctx.out.info(`Ward API listening on ${server.apiUrl}`);
+    if (server.apiUrl) ctx.out.info(`Ward API listening on ${server.apiUrl}`);
+    else ctx.out.info(`Ward ${config.roles.join(' and ')} running without the API and Deployer (no control role); the control plane serves them`);
     if (server.edge) {
       // The edge does not stop the server when it cannot bind (:80/:443 need root or CAP_NET_BIND_SERVICE).
       const where = (x: { address: string; port: number } | undefined) => (x ? `${x.address.includes(':') ? `[${x.address}]` : x.address}:${x.port}` : '-');
@@ -57,8 +63,8 @@ export default defineCommand({
     }
     const signal = await signalled;
     ctx.out.info(`Received ${signal}; shutting down.`);
-    await server.close();
-    ctx.out.info('Stopped.');
+    await server.close({ stopInstances });
+    ctx.out.info(stopInstances ? 'Stopped, with its instances.' : 'Stopped.');
   },
 });
 
