@@ -142,7 +142,8 @@ describe('Agent with ProcessRuntime', () => {
     link.notify();
     const second = await waitFor('restarted', async () => {
       const i = await instance(ins!.id);
-      return i && i.observedState === 'running' && i.pid !== first!.pid ? i : undefined;
+      // pid null is the moment between the old process and the new one (the report of the exit).
+      return i && i.observedState === 'running' && i.pid !== null && i.pid !== first!.pid ? i : undefined;
     });
     assert.equal(second!.restarts, 0);
     await new Promise((r) => setTimeout(r, 200));

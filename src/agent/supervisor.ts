@@ -245,7 +245,7 @@ export class InstanceSupervisor {
       if (restartAsked && this.#phase !== 'idle') {
         if (this.#phase === 'running') {
           this.#note('restart requested: stopping');
-          await this.#stopRun();
+          await this.#stopRun('restarting');
         }
         this.#state = { generation: a.instance.restartGeneration, history: { failures: 0 } };
         await this.#saveState();
@@ -380,8 +380,12 @@ export class InstanceSupervisor {
     return 'failed';
   }
 
-  /** #stopRun stops the running process on purpose: prestop (health withdraws, then the signal), then exited. */
-  async #stopRun(): Promise<void> {
+  /**
+   * #stopRun stops the running process on purpose: prestop (health withdraws, then the signal), then exited.
+   * `then` is the state to report once the process is gone (a restart is `restarting`, never a `running`
+   * without a pid); without it the caller reports the next state itself.
+   */
+  async #stopRun(then?: 'restarting'): Promise<void> {
     await this.#each('prestop');
     let exit: ExitStatus | undefined;
     try {
@@ -391,7 +395,8 @@ export class InstanceSupervisor {
     }
     await this.#each('exited', exit);
     this.#exit = undefined;
-    if (exit) await this.#report({ pid: null, lastExitCode: exit.code, lastExitReason: describeExit(exit), lastExitAt: toTimestamp(exit.exitedAt) });
+    if (exit) await this.#report({ pid: null, lastExitCode: exit.code, lastExitReason: describeExit(exit), lastExitAt: toTimestamp(exit.exitedAt), ...(then ? { observedState: then } : {}) });
+    else if (then) await this.#report({ pid: null, observedState: then });
   }
 
   /** #shutdown stops the instance for good and releases everything (poststop). */
