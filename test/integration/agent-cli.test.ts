@@ -105,7 +105,10 @@ describe('ward deploy, status, releases, restart, logs (crun)', { skip }, () => 
     const r = await ward(['deploy', '--image', `oci-archive:${tar}`]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /--> Release v2 failed after/);
-    assert.match(r.stderr, /Last lines of ins_\w+:\n(?: {2}.*\n)*? {2}loading config\n {2}\[stderr\] panic: missing DATABASE_URL/);
+    // stdout and stderr are read separately: the two lines of one run may come in either order.
+    const tail = /Last lines of ins_\w+:\n((?: {2}.*\n)+)/.exec(r.stderr)?.[1] ?? '';
+    assert.match(tail, /^ {2}loading config$/m, r.stderr);
+    assert.match(tail, /^ {2}\[stderr\] panic: missing DATABASE_URL$/m, r.stderr);
     assert.match(r.stderr, /Error: release v2 failed: instance ins_\w+ failed: crash loop: exit code 2/);
     assert.match(r.stderr, /Hint: the previous release keeps serving/);
     const st = (await node.api('GET', '/v1/apps/portal/status')).body;
