@@ -89,6 +89,15 @@ export const inviteSchema = {
   },
 } as const;
 
+/** Path parameters the routes share: an org, an app, and a volume of an app, each a name of at most 63 characters. */
+export const orgParam = { type: 'object', required: ['org'], properties: { org: { type: 'string', maxLength: 63 } } } as const;
+export const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
+export const volumeParam = {
+  type: 'object',
+  required: ['app', 'volume'],
+  properties: { app: { type: 'string', maxLength: 63 }, volume: { type: 'string', maxLength: 63 } },
+} as const;
+
 export const sharedSchemas = [errorSchema, userSchema, orgSchema, orgWithRoleSchema, memberSchema, sessionSchema, appSchema, inviteSchema];
 
 /** errorResponses adds the Error schema for the statuses a route can answer with. */

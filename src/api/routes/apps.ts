@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { appParam, errorResponses } from '../schemas.ts';
 import { appView } from '../views.ts';
 
-const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
 const oneApp = { type: 'object', required: ['app'], properties: { app: { $ref: 'App#' } } } as const;
 
 /** appRoutes: list, create, show, destroy. */

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { appParam, errorResponses, orgParam, volumeParam } from '../schemas.ts';
 import type { BackupRunView, BackupService, PolicyView, TargetView } from '../../services/index.ts';
 
 declare module 'fastify' {
@@ -14,13 +14,6 @@ declare module 'fastify' {
 // Encrypted off-site backups of volumes (docs/backups.md). No schema here has a field that could carry
 // the org's backup key: answers show the repository with any password in its URL replaced by ***.
 
-const orgParam = { type: 'object', required: ['org'], properties: { org: { type: 'string', maxLength: 63 } } } as const;
-const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
-const volumeParam = {
-  type: 'object',
-  required: ['app', 'volume'],
-  properties: { app: { type: 'string', maxLength: 63 }, volume: { type: 'string', maxLength: 63 } },
-} as const;
 
 const target = {
   type: 'object',

@@ -4,7 +4,7 @@ import { normalizeHost } from '../../edge/index.ts';
 import type { CertificateStatus } from '../../edge/index.ts';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { appParam, errorResponses } from '../schemas.ts';
 
 /**
  * CertificateBackend is what the certs routes use: the edge role's certificate service (single node:
@@ -33,7 +33,6 @@ export class CertificateHolder {
   }
 }
 
-const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
 const nameParams = {
   type: 'object',
   required: ['app', 'hostname'],

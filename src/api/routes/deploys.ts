@@ -5,7 +5,7 @@ import type { Deployer } from '../../scheduler/index.ts';
 import type { DeployService, InstanceStatus, LogSourceEntry, ScaleView } from '../../services/index.ts';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { appParam, errorResponses } from '../schemas.ts';
 import { appView } from '../views.ts';
 
 declare module 'fastify' {
@@ -115,7 +115,6 @@ const logLineSchema = {
   },
 } as const;
 
-const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
 const releaseList = { type: 'array', items: { $ref: 'Release#' } } as const;
 const instanceList = { type: 'array', items: { $ref: 'Instance#' } } as const;
 

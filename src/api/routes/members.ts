@@ -3,10 +3,9 @@ import { formatDuration, type OrgPolicy } from '../../core/index.ts';
 import type { MemberView } from '../../auth/index.ts';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { errorResponses, orgParam } from '../schemas.ts';
 import { orgView } from '../views.ts';
 
-const orgParam = { type: 'object', required: ['org'], properties: { org: { type: 'string', maxLength: 63 } } } as const;
 const role = { type: 'string', enum: ['owner', 'admin', 'developer', 'viewer', 'auditor'] } as const;
 
 const memberSchema = {

@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { errorResponses, orgParam } from '../schemas.ts';
 import type { OrgNetworkRecord, WireGuardPeerRecord } from '../../store/index.ts';
 
-const orgParam = { type: 'object', required: ['org'], properties: { org: { type: 'string', maxLength: 63 } } } as const;
 
 const network = {
   type: 'object',

@@ -1,10 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { errorResponses, orgParam } from '../schemas.ts';
 import { orgView, orgWithRoleView } from '../views.ts';
 
-const orgParam = { type: 'object', required: ['org'], properties: { org: { type: 'string', maxLength: 63 } } } as const;
 
 /** orgRoutes: list, create, show, invite. */
 export const orgRoutes = (s: Services) => async (app: FastifyInstance) => {

@@ -4,14 +4,13 @@ import type { SecretChangeResult, SecretsListing } from '../../services/index.ts
 import { hostContext } from '../../services/index.ts';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { appParam, errorResponses } from '../schemas.ts';
 
 // Secrets are write-only: no route here (or anywhere) answers a person with a value, whatever their role.
 // Response schemas serialize every answer, so a value could not leave even by mistake: none of them has a
 // field that could carry one. The one route that returns values, /v1/agent/secrets, serves host
 // credentials only (auth 'host'), never a person's session or API token.
 
-const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
 const stage = { type: 'boolean', description: 'Store only; do not roll the app\'s instances (the next deploy applies the change).' } as const;
 
 const appRef = {

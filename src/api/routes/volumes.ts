@@ -1,18 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Services } from '../app.ts';
 import { ctxOf, principalOf } from '../auth.ts';
-import { errorResponses } from '../schemas.ts';
+import { appParam, errorResponses, volumeParam } from '../schemas.ts';
 import type { VolumeView } from '../../services/index.ts';
 
 // An app's encrypted volumes (docs/volumes.md). A volume's key never leaves the control plane through
 // this API: no response schema has a field that could carry one.
 
-const appParam = { type: 'object', required: ['app'], properties: { app: { type: 'string', maxLength: 63 } } } as const;
-const volumeParam = {
-  type: 'object',
-  required: ['app', 'volume'],
-  properties: { app: { type: 'string', maxLength: 63 }, volume: { type: 'string', maxLength: 63 } },
-} as const;
 
 const volume = {
   type: 'object',
