@@ -1,22 +1,14 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId } from '../core/index.ts';
-import { anApp, anOrg, aUser, type StoreFactory } from './store.contract.ts';
+import { anApp, anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
 import { aHost } from './runtime.contract.ts';
-import { StoreConflictError } from './types.ts';
+import { aVolume } from './volumes.contract.ts';
 import type { BackupPolicyRecord, BackupRunRecord, BackupTargetRecord, Store, VolumeRecord } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
 const T1 = '2026-03-01T10:05:00.123Z';
 const T2 = '2026-03-02T10:00:00.000Z';
-
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
-    assert.equal(e.constraint, constraint);
-    return true;
-  });
-}
 
 function aTarget(orgId: string, over: Partial<BackupTargetRecord> = {}): BackupTargetRecord {
   return { orgId, repository: '/srv/backups/acme', passwordSealed: 'v1.sealed', nextDrillAt: T2, createdBy: null, createdAt: T0, updatedAt: T0, ...over };
@@ -70,10 +62,7 @@ export function runBackupsContract(name: string, makeStore: StoreFactory): void 
       await store.hosts.register(host);
       orgId = org.id;
       appId = app.id;
-      volume = {
-        id: newId('volume'), orgId, appId, name: 'pgdata', region: 'local', hostId: host.id, sizeBytes: 1024 ** 3,
-        wrappedKey: 'k1.w', sealedWith: 'app-data-key', encryption: null, formattedAt: null, createdBy: null, createdAt: T0,
-      };
+      volume = aVolume(orgId, appId, host.id, 'pgdata', { sizeBytes: 1024 ** 3, wrappedKey: 'k1.w' });
       await store.volumes.create(volume);
     });
     afterEach(async () => {

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId } from '../core/index.ts';
 import type { ApiToken, AuthFactor } from '../core/index.ts';
-import { aMembership, anApp, anOrg, aSession, aUser, type StoreFactory } from './store.contract.ts';
-import { StoreConflictError } from './types.ts';
+import { aMembership, anApp, anOrg, aSession, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
 import type { Store } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
@@ -42,14 +41,6 @@ function aToken(orgId: string, createdBy: string, over: Partial<ApiToken> = {}):
     revokedAt: null,
     ...over,
   };
-}
-
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
-    assert.equal(e.constraint, constraint);
-    return true;
-  });
 }
 
 /**

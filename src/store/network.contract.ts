@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId } from '../core/index.ts';
-import { anOrg, aUser, type StoreFactory } from './store.contract.ts';
-import { StoreConflictError } from './types.ts';
+import { anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
 import type { Store, WireGuardPeerRecord } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
 const T1 = '2026-03-01T10:05:00.123Z';
-
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
-    assert.equal(e.constraint, constraint);
-    return true;
-  });
-}
 
 function aPeer(orgId: string, name: string, n: number, over: Partial<WireGuardPeerRecord> = {}): WireGuardPeerRecord {
   return { id: newId('wireguardPeer'), orgId, name, publicKey: `${String(n).padStart(42, 'A')}A=`, address: `fd00:1:2:8000::${n}`, createdBy: null, createdAt: T0, ...over };

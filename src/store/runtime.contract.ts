@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId, newPlacement } from '../core/index.ts';
 import type { Host, Instance, Release } from '../core/index.ts';
-import { anApp, anOrg, aUser, type StoreFactory } from './store.contract.ts';
-import { StoreConflictError } from './types.ts';
+import { anApp, anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
 import type { Store } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
@@ -47,14 +46,6 @@ export function aRelease(appId: string, version: number, over: Partial<Release> 
 
 export function anInstance(appId: string, releaseId: string, hostId: string, over: Partial<Instance> = {}): Instance {
   return { ...newPlacement({ id: newId('instance'), appId, releaseId, hostId, region: 'local', at: T0 }), ...over };
-}
-
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
-    assert.equal(e.constraint, constraint);
-    return true;
-  });
 }
 
 /**

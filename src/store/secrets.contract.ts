@@ -1,21 +1,12 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { anApp, anOrg, aUser, type StoreFactory } from './store.contract.ts';
+import { anApp, anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
 import { aHost, anInstance, aRelease } from './runtime.contract.ts';
-import { StoreConflictError } from './types.ts';
 import type { SecretValueRecord, SecretVersionRecord, Store } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
 const T1 = '2026-03-01T10:05:00.123Z';
 const T2 = '2026-03-01T11:00:00.456Z';
-
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
-    assert.equal(e.constraint, constraint);
-    return true;
-  });
-}
 
 function aVersion(appId: string, version: number, over: Partial<SecretVersionRecord> = {}): SecretVersionRecord {
   return { appId, version, change: 'set', staged: false, names: [], createdAt: T0, createdBy: null, ...over };

@@ -62,7 +62,7 @@ export function anApp(orgId: string, over: Partial<App> = {}): App {
 }
 
 /** rejectsConflict asserts that p fails with StoreConflictError naming `constraint`. */
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
+export async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
   await assert.rejects(p, (e: unknown) => {
     assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
     assert.equal(e.constraint, constraint);

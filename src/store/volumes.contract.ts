@@ -1,23 +1,15 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId } from '../core/index.ts';
-import { anApp, anOrg, aUser, type StoreFactory } from './store.contract.ts';
+import { anApp, anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
 import { aHost } from './runtime.contract.ts';
-import { StoreConflictError } from './types.ts';
 import type { Store, VolumeRecord } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
 const T1 = '2026-03-01T10:05:00.123Z';
 
-async function rejectsConflict(p: Promise<unknown>, constraint: string): Promise<void> {
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof StoreConflictError, `expected StoreConflictError, got ${String(e)}`);
-    assert.equal(e.constraint, constraint);
-    return true;
-  });
-}
-
-function aVolume(orgId: string, appId: string, hostId: string, name: string, over: Partial<VolumeRecord> = {}): VolumeRecord {
+/** aVolume is a volume record of the app on the host (the backups contract builds on it too). */
+export function aVolume(orgId: string, appId: string, hostId: string, name: string, over: Partial<VolumeRecord> = {}): VolumeRecord {
   return {
     id: newId('volume'),
     orgId,

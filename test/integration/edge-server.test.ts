@@ -74,6 +74,8 @@ describe('ward server with the edge role', { timeout: 180_000 }, async () => {
     const text = await r.text();
     return { status: r.status, body: text ? JSON.parse(text) : undefined };
   };
+  // Without `ca` (only for names no app routes) the edge answers with its default certificate, which names
+  // no customer and no CA signs: that one call does not verify, every other one trusts only Pebble's CA.
   const https = (host: string, ca: string | undefined, path = '/') =>
     new Promise<Answer>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: httpsPort, servername: host, path, headers: { host }, ...(ca ? { ca } : { rejectUnauthorized: false }), agent: false }, (res) => {
