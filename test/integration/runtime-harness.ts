@@ -3,7 +3,7 @@
 // bridge, veths and namespaces. cleanup() destroys what the test tracked and then sweeps anything else
 // carrying the prefix, so a failed or interrupted test leaves nothing behind.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, statSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,11 +48,14 @@ export class RuntimeHarness {
   rootfs = '';
   logDir = '';
   readonly ids = new Set<string>();
+  /** subnet is N in this harness's 10.N.0.0/16, claimed for its lifetime (claimSubnet). */
+  readonly subnet: number;
 
   /** options.resolver makes the network serve each org's internal DNS (the caller closes it). */
   constructor(options: { resolver?: OrgResolver } = {}) {
     this.runtime = this.newRuntime();
-    const subnet = 64 + (randomBytes(1)[0]! % 190);
+    const subnet = claimSubnet();
+    this.subnet = subnet;
     // Every name carries the prefix, the nftables tables included (`inet <prefix>`, `bridge <prefix>`),
     // so tests running side by side never touch each other's rules.
     this.network = new BridgeNetwork({
@@ -162,8 +165,75 @@ export class RuntimeHarness {
     for (const root of roots) removeCgroupTree(join(root, this.cgroupParent));
     if (this.logDir) await attempt(() => rm(this.logDir, { recursive: true, force: true }));
     await attempt(() => rm(this.runDir, { recursive: true, force: true }));
+    releaseSubnet(this.subnet);
     if (errors.length) throw new AggregateError(errors, `cleanup of ${this.prefix} had ${errors.length} error(s)`);
   }
+}
+
+// Harnesses in test files running side by side each need their own 10.N.0.0/16: every org's first /24 is
+// 10.N.1.0/24, so two harnesses on one N route each other's instances to the wrong bridge. A harness claims
+// N by creating /run/ward-test-subnets/N exclusively (holding its pid); a claim whose process is gone is
+// taken over. N is never 89 (Ward's default, used by `ward up`) nor one the host already routes.
+const CLAIMS = '/run/ward-test-subnets';
+
+function claimSubnet(): number {
+  mkdirSync(CLAIMS, { recursive: true });
+  const routed = routedSecondOctets();
+  const start = randomBytes(1)[0]! % 190;
+  for (let i = 0; i < 190; i++) {
+    const n = 64 + ((start + i) % 190);
+    if (n === 89 || routed.has(n)) continue;
+    const file = join(CLAIMS, String(n));
+    if (existsSync(file)) {
+      const pid = Number(readFileSync(file, 'utf8'));
+      if (pid && alive(pid)) continue;
+      try {
+        unlinkSync(file);
+      } catch {
+        continue;
+      }
+    }
+    try {
+      const fd = openSync(file, 'wx');
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return n;
+    } catch {
+      // Another harness took it between the check and the create: try the next.
+    }
+  }
+  throw new Error(`no free 10.N.0.0/16 for a test harness (claims in ${CLAIMS})`);
+}
+
+function releaseSubnet(n: number): void {
+  const file = join(CLAIMS, String(n));
+  try {
+    if (Number(readFileSync(file, 'utf8')) === process.pid) unlinkSync(file);
+  } catch {
+    // Already gone.
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** routedSecondOctets lists N for every 10.N.x.x destination in the host's IPv4 routes (/proc/net/route). */
+function routedSecondOctets(): Set<number> {
+  const out = new Set<number>();
+  for (const line of readFileSync('/proc/net/route', 'utf8').split('\n').slice(1)) {
+    const dest = line.split('\t')[1];
+    if (!dest || dest.length !== 8) continue;
+    // Little-endian hex: the first octet is the last byte.
+    const b = Buffer.from(dest, 'hex');
+    if (b[3] === 10) out.add(b[2]!);
+  }
+  return out;
 }
 
 /** removeCgroupTree removes a cgroup directory and its children (cgroup dirs are removed with rmdir, leaves first). */
