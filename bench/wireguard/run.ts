@@ -19,7 +19,7 @@ const HERE = new URL('.', import.meta.url).pathname;
 
 async function stream(lab: NetLab, from: string, to: string, host: string): Promise<number> {
   const recv = start(lab.inNs(`/run/netns/${to}`, [process.execPath, join(HERE, 'tcp.ts'), 'recv', '5201']), { stdio: ['ignore', 'pipe', 'inherit'] });
-  lab.pids.push(recv.pid!);
+  lab.children.push(recv);
   const lines = createInterface({ input: recv.stdout! })[Symbol.asyncIterator]();
   if ((await lines.next()).value !== 'ready') throw new Error('receiver did not start');
   await run(lab.inNs(`/run/netns/${from}`, [process.execPath, join(HERE, 'tcp.ts'), 'send', host, '5201', String(seconds)]), { timeoutMs: (seconds + 30) * 1000 });

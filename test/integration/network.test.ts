@@ -366,7 +366,7 @@ describe('WireGuard mesh between hosts and for people', { skip, timeout: 240_000
     await writeFile(file, conf, { mode: 0o600 });
     const ifname = `${lab.prefix}lap`;
     const wgGo = (await import('../../src/exec/index.ts')).start(lab.inNs(`/run/netns/${lapNs}`, ['wireguard-go', '-f', ifname]), { stdio: 'ignore', detached: true });
-    lab.pids.push(wgGo.pid!);
+    lab.children.push(wgGo);
     for (let i = 0; i < 250 && (await run(['ip', '-n', lapNs, 'link', 'show', ifname], { allowFailure: true })).code !== 0; i++) await new Promise((r) => setTimeout(r, 20));
     const stripped = join(lab.dir, 'laptop.wg');
     await writeFile(stripped, (await run(['wg-quick', 'strip', file])).stdout, { mode: 0o600 });

@@ -189,19 +189,27 @@ export class WireGuardDevice {
   async down(): Promise<void> {
     await run(['ip', 'link', 'delete', 'dev', this.name], { allowFailure: true });
     const pidFile = join(this.#o.stateDir, `${this.name}.pid`);
-    try {
-      const pid = Number((await readFile(pidFile, 'utf8')).trim());
-      if (pid > 1) {
-        try {
-          process.kill(pid, 'SIGTERM');
-        } catch {
-          // Already gone: deleting the interface ends it.
-        }
+    const pid = await wireguardGoPid(pidFile, this.name);
+    if (pid !== undefined) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // Already gone: deleting the interface ends it.
       }
-    } catch {
-      // No pid file: kernel mode, or never started.
     }
     await rm(pidFile, { force: true });
     await rm(`/var/run/wireguard/${this.name}.sock`, { force: true });
   }
+}
+
+/**
+ * wireguardGoPid reads a wireguard-go pid file and returns the pid only while that process is still
+ * `wireguard-go … NAME`: pids are reused (pid_max can be as low as 32768), so a pid from a file is
+ * never signalled on trust. Undefined: no file, or the process is gone.
+ */
+export async function wireguardGoPid(pidFile: string, name: string): Promise<number | undefined> {
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (!Number.isInteger(pid) || pid <= 1) return undefined;
+  const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+  return argv[0]?.endsWith('wireguard-go') && argv.includes(name) ? pid : undefined;
 }

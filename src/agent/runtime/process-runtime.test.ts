@@ -55,6 +55,23 @@ describe('ProcessRuntime', () => {
     assert.deepEqual(info?.labels, { app: 'web' });
   });
 
+  test('a run of a reused id is not ended by the reaping of the run before it', async () => {
+    // The agent restarts an instance under the same id: run 1 ends, is destroyed, and run 2 starts while
+    // run 1's monitor may still be waiting to be reaped. Its reaping must not settle run 2's watch.
+    const first = spec('process.exit(3)');
+    await rt.start(first);
+    assert.equal((await rt.wait(first.id)).code, 3);
+    await rt.destroy(first.id);
+    await new Promise((r) => setTimeout(r, 150)); // run 1's monitor is reaped in here
+    const second = { ...first, process: { ...first.process, args: [node, '-e', 'setInterval(() => {}, 1000)'] } };
+    await rt.start(second);
+    const settled = await Promise.race([rt.wait(first.id).then(() => 'ended', (e: Error) => e.message), new Promise((r) => setTimeout(() => r('running'), 300))]);
+    assert.equal(settled, 'running');
+    assert.equal((await rt.inspect(first.id))?.state, 'running');
+    const exit = await rt.stop(first.id, { timeoutMs: 2000 });
+    assert.equal(exit.reason, 'stopped');
+  });
+
   test('stop: signal first, SIGKILL after the timeout', async () => {
     const graceful = spec('process.on("SIGTERM", () => { console.log("bye"); process.exit(0) }); console.log("up"); setInterval(() => {}, 1000)');
     await rt.start(graceful);

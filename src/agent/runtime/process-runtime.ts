@@ -109,9 +109,11 @@ export class ProcessRuntime implements Runtime {
       }
       const monitorPid = child.pid!;
       let exited = false;
+      // This run's watch only: by the time an earlier run's monitor is reaped, the id may be another run's.
+      let watching: { check: () => void } | undefined;
       child.once('exit', () => {
         exited = true;
-        t.watch(id).check();
+        watching?.check();
       });
       child.once('error', () => (exited = true));
       // The instance's process is the monitor's only child; if the program cannot run, the monitor ends
@@ -136,7 +138,7 @@ export class ProcessRuntime implements Runtime {
       };
       await t.writeRecord(record);
       this.#specs.set(id, spec);
-      t.watch(id);
+      watching = t.watch(id);
       child.unref();
       return { id, pid, startedAt };
     } catch (e) {

@@ -141,6 +141,8 @@ export class InstanceTracker {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`instance ${id} exists already on this host`);
       throw e;
     }
+    // A new run of a reused id: nothing watched or read of an earlier run may answer for this one.
+    this.forget(id);
     return this.dir(id);
   }
 

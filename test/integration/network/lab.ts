@@ -12,6 +12,7 @@ import type { ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { run, start, type Argv } from '../../../src/exec/index.ts';
 import type { Attachment, BridgeNetworkOptions, Upstream } from '../../../src/agent/network/index.ts';
+import { wireguardGoPid } from '../../../src/agent/network/wireguard.ts';
 
 const NODE = process.execPath;
 const HERE = new URL('.', import.meta.url).pathname;
@@ -112,7 +113,8 @@ export const PEER_PORT = 7000;
 export class NetLab {
   readonly prefix = `wn${randomBytes(2).toString('hex')}`;
   readonly procs: Rpc[] = [];
-  readonly pids: number[] = [];
+  /** children are processes the lab started outside an Rpc (killed at cleanup while they have not exited). */
+  readonly children: ChildProcess[] = [];
   dir = '';
 
   async setUp(): Promise<void> {
@@ -150,7 +152,6 @@ export class NetLab {
   spawn(name: string, argv: Argv, env: NodeJS.ProcessEnv = {}): Rpc {
     const r = new Rpc(name, argv, env);
     this.procs.push(r);
-    if (r.child.pid) this.pids.push(r.child.pid);
     return r;
   }
 
@@ -220,13 +221,8 @@ export class NetLab {
   async cleanup(): Promise<void> {
     const errors: unknown[] = [];
     for (const p of this.procs) await p.stop().catch((e) => errors.push(e));
-    for (const pid of this.pids) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // Ended already.
-      }
-    }
+    // Through the ChildProcess, never a bare pid: once a child is reaped its pid may be anyone's.
+    for (const c of this.children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
     // wireguard-go processes the agents started: their pid files are in the hosts' state dirs.
     if (this.dir && existsSync(this.dir)) {
       for (const host of readdirSync(this.dir)) {
@@ -234,9 +230,9 @@ export class NetLab {
         if (!existsSync(wgDir)) continue;
         for (const f of readdirSync(wgDir)) {
           if (!f.endsWith('.pid')) continue;
-          const pid = Number(readFileSync(join(wgDir, f), 'utf8').trim());
+          const pid = await wireguardGoPid(join(wgDir, f), f.slice(0, -'.pid'.length));
           try {
-            if (pid > 1) process.kill(pid, 'SIGKILL');
+            if (pid !== undefined) process.kill(pid, 'SIGKILL');
           } catch {
             // Ended with its interface.
           }

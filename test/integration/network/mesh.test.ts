@@ -294,7 +294,7 @@ describe('WireGuard mesh and people from the control plane (two agents on one st
     // The laptop: wireguard-go, configured from the file as wg-quick would.
     const ifname = `${lab.prefix}lap`;
     const wgGo = start(lab.inNs(`/run/netns/${lapNs}`, ['wireguard-go', '-f', ifname]), { stdio: 'ignore', detached: true });
-    lab.pids.push(wgGo.pid!);
+    lab.children.push(wgGo);
     for (let i = 0; i < 250 && (await run(['ip', '-n', lapNs, 'link', 'show', ifname], { allowFailure: true })).code !== 0; i++) await new Promise((r) => setTimeout(r, 20));
     const stripped = join(lab.dir, 'laptop.wg');
     await writeFile(stripped, (await run(['wg-quick', 'strip', confFile])).stdout, { mode: 0o600 });

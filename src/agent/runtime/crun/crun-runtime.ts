@@ -219,11 +219,17 @@ export class CrunRuntime implements Runtime {
       const child = this.#spawnDetached(argv, spec.stdout, spec.stderr);
       monitorPid = child.pid;
       const exited = new Promise<void>((resolve) => {
-        child.once('exit', () => resolve());
+        child.once('exit', () => {
+          // Reaped: its pid is free for any process now and must never be signalled again.
+          monitorPid = undefined;
+          resolve();
+        });
         child.once('error', () => resolve());
       });
       const pid = await this.#waitForPid(id, exited);
-      child.once('exit', () => t.watch(id).check());
+      // This run's watch only: by the time this monitor is reaped, the id may belong to a later run.
+      let watching: { check: () => void } | undefined;
+      child.once('exit', () => watching?.check());
       const startedAt = new Date();
       const record: InstanceRecord = {
         id,
@@ -232,13 +238,13 @@ export class CrunRuntime implements Runtime {
         startedAt: startedAt.toISOString(),
         pid,
         pidStart: procStartTime(pid) ?? 0,
-        monitorPid: monitorPid!,
-        monitorStart: procStartTime(monitorPid!) ?? 0,
+        monitorPid: child.pid!,
+        monitorStart: procStartTime(child.pid!) ?? 0,
         uptimeMs,
         cgroupsPath: this.cgroupsPath(id),
       };
       await t.writeRecord(record);
-      t.watch(id);
+      watching = t.watch(id);
       child.unref();
       return { id, pid, startedAt };
     } catch (e) {
