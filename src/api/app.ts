@@ -181,6 +181,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   // The edge role (startServer) serves `ward certs` through this holder and adds its metrics to /metrics.
   app.decorate('certificates', services.certificates);
   app.decorate('metricsRegistry', metrics.registry);
+  app.decorate('metricsSources', metrics.sources);
   app.addHook('onClose', async () => deployer.close());
 
   await app.register(swagger, {

@@ -61,6 +61,8 @@ declare module 'fastify' {
     certificates: CertificateHolder;
     /** metricsRegistry is the registry behind /metrics (the edge role registers its metrics there). */
     metricsRegistry: Registry;
+    /** metricsSources add text from other processes to /metrics (the edge's worker processes). */
+    metricsSources: Array<() => Promise<string>>;
   }
   interface FastifyContextConfig {
     /**

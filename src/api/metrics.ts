@@ -9,6 +9,8 @@ export class ApiMetrics {
   readonly requests: Counter<'method' | 'route' | 'status'>;
   readonly duration: Histogram<'method' | 'route' | 'status'>;
   readonly loginFailures: Counter<'reason'>;
+  /** sources add metrics kept in other processes (the edge's workers), as text, to /metrics. */
+  readonly sources: Array<() => Promise<string>> = [];
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'ward_' });
@@ -32,4 +34,14 @@ export class ApiMetrics {
       registers: [this.registry],
     });
   }
+}
+
+/**
+ * metricsText is the registry's metrics followed by each source's. A source that fails (a worker being
+ * restarted) is left out of this scrape rather than failing it.
+ */
+export async function metricsText(m: ApiMetrics): Promise<string> {
+  const parts = [await m.registry.metrics()];
+  for (const source of m.sources) parts.push(await source().catch(() => ''));
+  return parts.filter((p) => p.trim() !== '').map((p) => p.replace(/\n*$/, '\n')).join('');
 }

@@ -51,6 +51,7 @@ export interface ServerFlags {
   'acme-email'?: string | undefined;
   'acme-ca-file'?: string | undefined;
   domain?: string | undefined;
+  'edge-workers'?: string | undefined;
   'master-key-file'?: string | undefined;
   region?: string | undefined;
   hostname?: string | undefined;
@@ -70,6 +71,7 @@ export type ServerSetting =
   | 'acme_email'
   | 'acme_ca_file'
   | 'domain'
+  | 'edge_workers'
   | 'master_key_file'
   | 'region'
   | 'hostname'
@@ -88,6 +90,7 @@ export const SERVER_SETTINGS: Record<ServerSetting, { flag: keyof ServerFlags; e
   acme_email: { flag: 'acme-email', env: 'WARD_ACME_EMAIL' },
   acme_ca_file: { flag: 'acme-ca-file', env: 'WARD_ACME_CA_FILE' },
   domain: { flag: 'domain', env: 'WARD_DOMAIN' },
+  edge_workers: { flag: 'edge-workers', env: 'WARD_EDGE_WORKERS' },
   master_key_file: { flag: 'master-key-file', env: 'WARD_MASTER_KEY_FILE' },
   region: { flag: 'region', env: 'WARD_REGION' },
   hostname: { flag: 'hostname', env: 'WARD_HOSTNAME' },
@@ -117,6 +120,11 @@ export interface ServerConfig {
   acmeCaFile: string | undefined;
   /** domain, when set, routes every app with [http_service] at `<app>.<domain>` too (lower-case, no final dot). */
   domain: string | undefined;
+  /**
+   * edgeWorkers is how many processes serve the edge's traffic: 'auto' (one per core), or a number;
+   * 1 serves it in the server's own process.
+   */
+  edgeWorkers: number | 'auto';
   masterKeyFile: string;
   region: string;
   hostname: string;
@@ -214,6 +222,7 @@ export function resolveServerConfig(input: ResolveServerConfigInput): ServerConf
     acmeEmail: get('acme_email', (v, s) => acmeEmail(v, s), () => undefined),
     acmeCaFile: get('acme_ca_file', path('acme_ca_file'), () => undefined),
     domain: get('domain', (v, s) => domain(v, s), () => undefined),
+    edgeWorkers: get('edge_workers', (v, s) => edgeWorkers(v, s), () => 'auto' as const),
     // The default follows data_dir wherever data_dir came from, so `--data-dir` alone moves both.
     masterKeyFile: get('master_key_file', path('master_key_file'), () => join(dataDir, 'master.key')),
     region: get('region', (v, s) => region(v, s), () => 'local'),
@@ -237,6 +246,7 @@ const HINTS: Record<ServerSetting, string> = {
   acme_email: 'Use an address the certificate authority can write to about expiring certificates.',
   acme_ca_file: 'Give the path of a PEM file with the CA certificate of your ACME server.',
   domain: 'Give a DNS name whose subdomains point at this edge, like apps.example.com; each app is then served at <app>.apps.example.com.',
+  edge_workers: 'Use "auto" (one process per core) or a number from 1 to 64; 1 serves the edge in the server process.',
   master_key_file: 'Give a file path; Ward creates the key there (mode 0600) on first start.',
   region: 'Region names are DNS labels: a–z, 0–9 and "-", like "fra" or "home-lab".',
   hostname: 'Pass --hostname NAME using letters, digits, ".", "-" and "_".',
@@ -309,6 +319,14 @@ function acmeDirectory(v: unknown, s: Source): string {
 function acmeEmail(v: unknown, s: Source): string {
   const email = normalizeEmail(text('acme_email', v, s));
   return email ?? fail('acme_email', s, 'is not an email address', v);
+}
+
+/** edgeWorkers reads edge_workers: "auto", or a whole number from 1 to 64 (a TOML integer or its text). */
+function edgeWorkers(v: unknown, s: Source): number | 'auto' {
+  const str = typeof v === 'number' ? String(v) : text('edge_workers', v, s).trim().toLowerCase();
+  if (str === 'auto') return 'auto';
+  const n = Number(str);
+  return /^\d+$/.test(str) && n >= 1 && n <= 64 ? n : fail('edge_workers', s, 'expected "auto" or a number of processes from 1 to 64', v);
 }
 
 /**

@@ -1,12 +1,16 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { AggregatorRegistry } from 'prom-client';
+import { UserError } from '../core/index.ts';
 import type { ChallengeChange } from './certs/challenges.ts';
 import type { KeyAndCertificate } from './certs/self-signed.ts';
-import type { StoredCertificate } from './certs/store.ts';
+import type { CertificateEntry } from './certs/source.ts';
+import type { EdgeAddresses, EdgeLog } from './edge.ts';
 import type { EdgeLimits } from './limits.ts';
+import { listenError } from './listen-error.ts';
 import type { RouteSnapshot } from './snapshot.ts';
 import type { Listen } from './tcp.ts';
 
@@ -26,46 +30,72 @@ export interface WorkerConfig {
   tcpPortOffset: number;
 }
 
-/** SerializedCertificate is a StoredCertificate over IPC (dates as ISO strings). */
+/**
+ * SerializedCertificate is a served certificate over IPC: its managed name, the names it covers, the
+ * chain and key in PEM, and its expiry (ISO). Keys cross only the primary's pipe to its own workers.
+ */
 export interface SerializedCertificate {
   name: string;
   names: string[];
   certPem: string;
   keyPem: string;
-  notBefore: string;
   notAfter: string;
-  source: 'acme' | 'manual';
 }
 
 /** WorkerMessage is a message from the primary to a worker. */
 export type WorkerMessage =
   | { type: 'ward-edge:init'; config: WorkerConfig; routes: RouteSnapshot; certificates: SerializedCertificate[] }
-  | { type: 'ward-edge:routes'; routes: RouteSnapshot }
+  | { type: 'ward-edge:routes'; ref: number; routes: RouteSnapshot }
   | { type: 'ward-edge:certificates'; certificates: SerializedCertificate[] }
   | { type: 'ward-edge:challenge'; change: ChallengeChange }
+  | { type: 'ward-edge:drain'; ref: number; id: string; timeoutMs: number }
   | { type: 'ward-edge:stop'; graceMs: number };
 
 /** PrimaryMessage is a message from a worker to the primary. */
-export type PrimaryMessage = { type: 'ward-edge:ready' } | { type: 'ward-edge:error'; message: string } | { type: 'ward-edge:stopped' };
+export type PrimaryMessage =
+  | { type: 'ward-edge:ready' }
+  | { type: 'ward-edge:error'; message: string; code?: string | undefined; hint?: string | undefined }
+  | { type: 'ward-edge:stopped' }
+  | { type: 'ward-edge:reply'; ref: number; value: number }
+  | { type: 'ward-edge:log'; level: 'info' | 'warn' | 'error'; fields: Record<string, unknown>; msg: string };
 
 export interface EdgeClusterOptions {
   /** workers is the number of processes; default one per core. */
   workers?: number;
   config: Omit<WorkerConfig, 'ticketKeys' | 'defaultCertificate'> & { ticketKeys?: Buffer; defaultCertificate: KeyAndCertificate };
   routes: RouteSnapshot;
-  certificates?: StoredCertificate[];
+  certificates?: CertificateEntry[];
+  /** log receives what the workers report (listener errors, OCSP failures), with the worker's pid. */
+  log?: EdgeLog;
   /** onWorkerExit is told when a worker dies unexpectedly (it is restarted). */
   onWorkerExit?: (pid: number | undefined, code: number | null, signal: string | null) => void;
 }
 
 const WORKER_FILE = fileURLToPath(new URL('./worker.ts', import.meta.url));
 
-export function serializeCertificate(c: StoredCertificate): SerializedCertificate {
-  return { ...c, notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString() };
+export function serializeCertificate(c: CertificateEntry): SerializedCertificate {
+  return { name: c.name, names: [...c.names], certPem: c.certPem, keyPem: c.keyPem, notAfter: c.notAfter.toISOString() };
 }
 
-export function deserializeCertificate(c: SerializedCertificate): StoredCertificate {
-  return { ...c, notBefore: new Date(c.notBefore), notAfter: new Date(c.notAfter) };
+export function deserializeCertificate(c: SerializedCertificate): CertificateEntry {
+  return { ...c, notAfter: new Date(c.notAfter) };
+}
+
+/**
+ * claimListen checks that `at` can be bound by a socket that does not share its port (so a port another
+ * process holds, even with SO_REUSEPORT, is refused here rather than silently shared by our workers) and
+ * turns port 0 into the port the kernel picked. The probe is closed before the workers bind; for port 0
+ * another process could take the port in between, which only tests ask for.
+ */
+function claimListen(at: Listen): Promise<Listen> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (e: NodeJS.ErrnoException) => reject(listenError(at, e)));
+    probe.listen({ host: at.host, port: at.port, exclusive: true }, () => {
+      const port = (probe.address() as AddressInfo).port;
+      probe.close(() => resolve({ host: at.host, port }));
+    });
+  });
 }
 
 /**
@@ -73,7 +103,8 @@ export function deserializeCertificate(c: SerializedCertificate): StoredCertific
  * SO_REUSEPORT sockets, so the kernel spreads connections and the primary is not on the data path. The
  * primary holds the state (route snapshot, certificates, pending challenges) and pushes every change to
  * every worker; a worker that dies is restarted with the latest state. ACME issuance and renewal run in
- * the primary (CertManager), which then calls setCertificates.
+ * the primary (CertManager), which then calls setCertificates. Messages to one worker arrive in the
+ * order they were sent, so a drain sent after a route change is handled with the new table in place.
  */
 export class EdgeCluster {
   readonly #o: EdgeClusterOptions;
@@ -81,7 +112,10 @@ export class EdgeCluster {
   #config: WorkerConfig;
   #routes: RouteSnapshot;
   #certificates: SerializedCertificate[];
+  #started = false;
   #stopping = false;
+  #ref = 0;
+  readonly #asks = new Map<number, { pending: Set<Worker>; sum: number; done: () => void }>();
   readonly #aggregator = new AggregatorRegistry();
 
   constructor(options: EdgeClusterOptions) {
@@ -98,10 +132,29 @@ export class EdgeCluster {
     return [...this.#workers].map((w) => w.process.pid).filter((p): p is number => p !== undefined);
   }
 
+  /**
+   * start checks the listen addresses (a taken port is a UserError `listen_failed`, and no worker is
+   * left running), then starts the workers and waits until each listens.
+   */
   async start(): Promise<void> {
+    const c = this.#config;
+    if (c.http) c.http = await claimListen(c.http);
+    if (c.https) c.https = await claimListen(c.https);
     cluster.setupPrimary({ exec: WORKER_FILE, args: [], silent: false });
     const n = this.#o.workers ?? availableParallelism();
-    await Promise.all(Array.from({ length: n }, () => this.#fork()));
+    try {
+      await Promise.all(Array.from({ length: n }, () => this.#fork()));
+    } catch (e) {
+      await this.stop(0);
+      throw e;
+    }
+    this.#started = true;
+  }
+
+  /** addresses are where the workers listen (ports resolved when 0 was asked for). */
+  addresses(): EdgeAddresses {
+    const a = (l: Listen | false): AddressInfo | undefined => (l ? { address: l.host, port: l.port, family: l.host.includes(':') ? 'IPv6' : 'IPv4' } : undefined);
+    return { http: a(this.#config.http), https: a(this.#config.https) };
   }
 
   #fork(): Promise<void> {
@@ -110,11 +163,13 @@ export class EdgeCluster {
     return new Promise((resolve, reject) => {
       const onMessage = (m: PrimaryMessage) => {
         if (m?.type === 'ward-edge:ready') {
-          worker.off('message', onMessage);
           resolve();
         } else if (m?.type === 'ward-edge:error') {
-          worker.off('message', onMessage);
-          reject(new Error(`edge worker failed to start: ${m.message}`));
+          reject(m.code ? new UserError(m.code as 'listen_failed', m.message, m.hint ? { hint: m.hint } : {}) : new Error(`edge worker failed to start: ${m.message}`));
+        } else if (m?.type === 'ward-edge:reply') {
+          this.#replied(worker, m.ref, m.value);
+        } else if (m?.type === 'ward-edge:log') {
+          this.#o.log?.[m.level]({ ...m.fields, worker_pid: worker.process.pid }, m.msg);
         }
       };
       worker.on('message', onMessage);
@@ -122,11 +177,13 @@ export class EdgeCluster {
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker);
         worker.off('message', onMessage);
+        // A worker that is gone has nothing in flight and no table: it no longer holds up a question.
+        for (const [ref] of this.#asks) this.#replied(worker, ref, 0);
         reject(new Error(`edge worker exited during start (${signal ?? code})`));
-        if (!this.#stopping) {
+        if (this.#started && !this.#stopping) {
           this.#o.onWorkerExit?.(worker.process.pid, code, signal);
           // Restart after a pause so a worker that dies at once does not spin.
-          setTimeout(() => void this.#fork().catch(() => {}), 1000).unref();
+          setTimeout(() => void (this.#stopping ? undefined : this.#fork().catch(() => {})), 1000).unref();
         }
       });
     });
@@ -140,14 +197,17 @@ export class EdgeCluster {
     for (const w of this.#workers) this.#send(w, m);
   }
 
-  /** setRoutes swaps every worker's route table. */
-  setRoutes(routes: RouteSnapshot): void {
+  /**
+   * setRoutes swaps every worker's route table; it resolves when every worker has it (a worker that does
+   * not answer within 5 s is not waited for; one started later gets the table at its start).
+   */
+  async setRoutes(routes: RouteSnapshot): Promise<void> {
     this.#routes = routes;
-    this.#broadcast({ type: 'ward-edge:routes', routes });
+    await this.#ask((ref) => ({ type: 'ward-edge:routes', ref, routes }), 5000);
   }
 
   /** setCertificates replaces every worker's certificates. */
-  setCertificates(certificates: StoredCertificate[]): void {
+  setCertificates(certificates: readonly CertificateEntry[]): void {
     this.#certificates = certificates.map(serializeCertificate);
     this.#broadcast({ type: 'ward-edge:certificates', certificates: this.#certificates });
   }
@@ -155,6 +215,52 @@ export class EdgeCluster {
   /** applyChallenge mirrors a pending ACME challenge to every worker (subscribe it to the ChallengeStore). */
   applyChallenge(change: ChallengeChange): void {
     this.#broadcast({ type: 'ward-edge:challenge', change });
+  }
+
+  /**
+   * drain is Edge.drain across the workers: each waits (at most timeoutMs) until no request is in flight
+   * to the instance and closes its connections to it; the answer is what was still in flight, summed (a
+   * worker that does not answer counts as one). Take the instance out of the routes (setRoutes) first:
+   * messages to a worker keep their order, so each has the new table before it handles the drain.
+   */
+  async drain(id: string, timeoutMs: number): Promise<{ inFlight: number }> {
+    return { inFlight: await this.#ask((ref) => ({ type: 'ward-edge:drain', ref, id, timeoutMs }), timeoutMs + 2000) };
+  }
+
+  /**
+   * #ask sends a message to every connected worker and sums their replies; a worker that has not replied
+   * by the deadline adds 1 (so a drain it did not confirm is not reported as clean), one that exits adds 0.
+   */
+  #ask(message: (ref: number) => WorkerMessage, deadlineMs: number): Promise<number> {
+    const workers = [...this.#workers].filter((w) => w.isConnected());
+    if (workers.length === 0) return Promise.resolve(0);
+    const ref = ++this.#ref;
+    return new Promise((resolve) => {
+      const entry = {
+        pending: new Set(workers),
+        sum: 0,
+        done: () => {
+          this.#asks.delete(ref);
+          clearTimeout(timer);
+          resolve(entry.sum);
+        },
+      };
+      const timer = setTimeout(() => {
+        entry.sum += entry.pending.size;
+        entry.done();
+      }, deadlineMs);
+      timer.unref();
+      this.#asks.set(ref, entry);
+      const m = message(ref);
+      for (const w of workers) this.#send(w, m);
+    });
+  }
+
+  #replied(worker: Worker, ref: number, value: number): void {
+    const a = this.#asks.get(ref);
+    if (!a || !a.pending.delete(worker)) return;
+    a.sum += value;
+    if (a.pending.size === 0) a.done();
   }
 
   /** metrics are the workers' metrics summed (prom-client's cluster aggregation), in text format. */

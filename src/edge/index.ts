@@ -8,7 +8,7 @@ export { EMPTY_ROUTES, hstsValue, normalizeHost, RouteTable, routesFromApps, Sta
 export type { AppRoutingInput, ConcurrencyLimits, HttpRoute, RouteSource, TcpRoute, Upstream, UpstreamSource } from './routes.ts';
 export { ClientLimiter, DEFAULT_LIMITS } from './limits.ts';
 export type { EdgeLimits } from './limits.ts';
-export { EdgeMetrics } from './metrics.ts';
+export { CertificateMetrics, EdgeMetrics } from './metrics.ts';
 export { jsonLinesSink, NULL_ACCESS_LOG } from './access-log.ts';
 export type { AccessLogEntry, AccessLogSink } from './access-log.ts';
 export { ALPN_ACME, ALPN_H2, ALPN_HTTP1, TLS_CIPHERS, TLS_GROUPS, tlsPolicyOptions } from './tls-policy.ts';

@@ -12,8 +12,6 @@ export class EdgeMetrics {
   readonly rejected: Counter<'reason'>;
   readonly handshakes: Counter<'result'>;
   readonly connections: Gauge<'listener'>;
-  readonly certificateExpiry: Gauge<'name'>;
-  readonly certificateRenewals: Counter<'result'>;
   // app → (status → counter child, and the app's histogram child): no string is built per request.
   readonly #children = new Map<string, { byStatus: Map<number, { inc(n?: number): void }>; duration: { observe(v: number): void } }>();
 
@@ -31,8 +29,6 @@ export class EdgeMetrics {
     this.rejected = new Counter({ name: 'ward_edge_rejected_total', help: 'Requests or connections refused by a limit or a parser, by reason.', labelNames: ['reason'], registers });
     this.handshakes = new Counter({ name: 'ward_edge_tls_handshakes_total', help: 'TLS handshakes, by result (ok, resumed, failed).', labelNames: ['result'], registers });
     this.connections = new Gauge({ name: 'ward_edge_open_connections', help: 'Open client connections, by listener.', labelNames: ['listener'], registers });
-    this.certificateExpiry = new Gauge({ name: 'ward_edge_certificate_expiry_timestamp_seconds', help: 'When each managed certificate expires (Unix time).', labelNames: ['name'], registers });
-    this.certificateRenewals = new Counter({ name: 'ward_edge_certificate_issuances_total', help: 'ACME issuance attempts, by result (ok, failed, rate_limited).', labelNames: ['result'], registers });
   }
 
   /** observe records one answered request. */
@@ -49,5 +45,21 @@ export class EdgeMetrics {
     }
     counter.inc();
     c.duration.observe(seconds);
+  }
+}
+
+/**
+ * CertificateMetrics are the certificate manager's metrics. They live apart from EdgeMetrics because
+ * certificates are managed once per edge (in the primary process), while EdgeMetrics are kept by every
+ * process that serves requests (each cluster worker) and summed.
+ */
+export class CertificateMetrics {
+  readonly expiry: Gauge<'name'>;
+  readonly issuances: Counter<'result'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.expiry = new Gauge({ name: 'ward_edge_certificate_expiry_timestamp_seconds', help: 'When each managed certificate expires (Unix time).', labelNames: ['name'], registers });
+    this.issuances = new Counter({ name: 'ward_edge_certificate_issuances_total', help: 'ACME issuance attempts, by result (ok, failed, rate_limited).', labelNames: ['result'], registers });
   }
 }

@@ -10,6 +10,7 @@
  * See docs/edge.md "The edge role".
  */
 import { readFile, rename, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -21,6 +22,7 @@ import {
   AcmeIssuer,
   aesGcmSealer,
   CertificateCache,
+  CertificateMetrics,
   CertManager,
   ChallengeStore,
   Edge,
@@ -39,6 +41,9 @@ import {
   type RouteSource,
   type Upstream,
 } from '../edge/index.ts';
+import { EdgeCluster } from '../edge/cluster.ts';
+import { selfSignedCertificate } from '../edge/certs/self-signed.ts';
+import { snapshotRoutes } from '../edge/snapshot.ts';
 
 /** HealthSource is what the edge reads of the agent's HealthRegistry (server.agent.health). */
 export interface HealthSource {
@@ -54,6 +59,11 @@ export interface EdgeRoleOptions {
   logger: Logger;
   /** metrics is the registry the edge's metrics go in (the API's /metrics). */
   metrics?: Registry;
+  /**
+   * addMetrics adds a source of metrics text to the same /metrics: with worker processes, the edge's
+   * request metrics are theirs, summed (EdgeCluster.metrics).
+   */
+  addMetrics?: (collect: () => Promise<string>) => void;
   /** refreshMs is how often releases are re-read for new routes; default 2 s. */
   refreshMs?: number;
   /** issuer replaces the ACME issuer (tests). */
@@ -76,8 +86,23 @@ export interface CertificateService {
   remove(name: string): Promise<boolean>;
 }
 
+/**
+ * EdgeFront is what the role drives: the Edge in this process (edge_workers = 1) or an EdgeCluster of
+ * worker processes, each running an Edge.
+ */
+interface EdgeFront {
+  start(): Promise<void>;
+  stop(graceMs: number): Promise<void>;
+  /** setRoutes swaps the table for new requests at once; it resolves when every process has it. */
+  setRoutes(routes: RouteSource): Promise<void>;
+  drain(instanceId: string, timeoutMs: number): Promise<{ inFlight: number }>;
+  addresses(): EdgeAddresses;
+}
+
 export interface EdgeRole {
-  edge: Edge;
+  /** edge is the Edge when it runs in this process (edge_workers = 1); cluster is set otherwise. */
+  edge: Edge | undefined;
+  cluster: EdgeCluster | undefined;
   certs: CertManager;
   certificates: CertificateService;
   state(): EdgeRoleState;
@@ -107,15 +132,59 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   await owners.load();
   const challenges = new ChallengeStore();
   const cache = new CertificateCache();
-  const edge = new Edge({
-    certificates: cache,
-    challenges,
-    http: config.httpListen,
-    https: config.httpsListen,
-    ...(config.httpsListen.port ? { publicHttpsPort: config.httpsListen.port } : {}),
-    ...(options.metrics ? { metrics: options.metrics } : {}),
-    log,
-  });
+  const certMetrics = options.metrics ? new CertificateMetrics(options.metrics) : undefined;
+  const workers = config.edgeWorkers === 'auto' ? availableParallelism() : config.edgeWorkers;
+  let edge: Edge | undefined;
+  let edgeCluster: EdgeCluster | undefined;
+  let front: EdgeFront;
+  if (workers > 1) {
+    const c = new EdgeCluster({
+      workers,
+      config: {
+        http: config.httpListen,
+        https: config.httpsListen,
+        publicHttpsPort: config.httpsListen.port || 443,
+        limits: {},
+        http2: true,
+        accessLog: 'none',
+        tcpPortOffset: 0,
+        defaultCertificate: await selfSignedCertificate(),
+      },
+      routes: { http: [], tcp: [] },
+      log,
+      onWorkerExit: (pid, code, signal) => log.error({ worker_pid: pid, code, signal }, 'edge worker exited; starting another'),
+    });
+    // The primary keeps certificates and challenges; every change goes to every worker.
+    cache.subscribe(() => c.setCertificates(cache.entries().map((e) => ({ name: e.name, names: e.names, certPem: e.material.cert, keyPem: e.material.key, notAfter: e.material.notAfter }))));
+    challenges.subscribe((change) => c.applyChallenge(change));
+    options.addMetrics?.(() => c.metrics());
+    edgeCluster = c;
+    front = {
+      start: () => c.start(),
+      stop: (graceMs) => c.stop(graceMs),
+      setRoutes: (routes) => c.setRoutes(snapshotRoutes(routes)),
+      drain: (id, timeoutMs) => c.drain(id, timeoutMs),
+      addresses: () => c.addresses(),
+    };
+  } else {
+    const e = new Edge({
+      certificates: cache,
+      challenges,
+      http: config.httpListen,
+      https: config.httpsListen,
+      ...(config.httpsListen.port ? { publicHttpsPort: config.httpsListen.port } : {}),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      log,
+    });
+    edge = e;
+    front = {
+      start: () => e.start(),
+      stop: (graceMs) => e.stop({ graceMs }),
+      setRoutes: (routes) => e.setRoutes(routes).catch((err: unknown) => log.error({ err }, 'route table not applied')),
+      drain: (id, timeoutMs) => e.drain(id, timeoutMs),
+      addresses: () => e.addresses(),
+    };
+  }
   const caPem = config.acmeCaFile ? await readFile(config.acmeCaFile, 'utf8') : undefined;
   // acme_directory = "local": Ward's own CA in the data dir (made now, so ca.crt exists once we listen).
   const localCa =
@@ -140,14 +209,14 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
     issuer,
     cache,
     log,
-    onExpiry: (name, notAfter) => edge.metrics?.certificateExpiry.set({ name }, Math.floor(notAfter.getTime() / 1000)),
-    onAttempt: (result) => edge.metrics?.certificateRenewals.inc({ result }),
+    onExpiry: (name, notAfter) => certMetrics?.expiry.set({ name }, Math.floor(notAfter.getTime() / 1000)),
+    onAttempt: (result) => certMetrics?.issuances.inc({ result }),
   });
 
   let state: EdgeRoleState = 'listening';
   let failure: UserError | undefined;
   try {
-    await edge.start();
+    await front.start();
   } catch (e) {
     if (!(e instanceof UserError)) throw e;
     state = 'listen_failed';
@@ -159,6 +228,8 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   let apps: ServingApp[] = [];
   const known = new Set<string>();
   let current: RouteSource | undefined;
+  // applied settles when the last table built is in every serving process (refresh waits for it).
+  let applied: Promise<void> = Promise.resolve();
   // A name belongs to the app that added it (`ward certs add -a`), else to the app whose ward.toml routes it.
   // `<app>.<domain>` is always its app's, whoever added it.
   let reserved = new Map<string, string>();
@@ -186,7 +257,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
       return;
     }
     current = routes;
-    void edge.setRoutes(routes).catch((e: unknown) => log.error({ err: e }, 'route table not applied'));
+    if (state === 'listening') applied = front.setRoutes(routes);
     const fresh = routes.hostnames().filter((n) => !known.has(n) && !/^[\d.]+$|^\[/.test(n));
     if (fresh.length > 0 && state === 'listening') {
       fresh.forEach((n) => known.add(n));
@@ -224,8 +295,8 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   const timer = setInterval(() => void reload().catch((e: unknown) => log.warn({ err: e }, 'routes not reloaded')), options.refreshMs ?? 2000);
   timer.unref();
   if (state === 'listening') await certs.start();
-  const a = edge.addresses();
-  if (state === 'listening') log.info({ http: a.http && `${a.http.address}:${a.http.port}`, https: a.https && `${a.https.address}:${a.https.port}` }, 'edge listening');
+  const a = front.addresses();
+  if (state === 'listening') log.info({ http: a.http && `${a.http.address}:${a.http.port}`, https: a.https && `${a.https.address}:${a.https.port}`, workers }, 'edge listening');
 
   const certificates: CertificateService = {
     async add(app, raw) {
@@ -259,14 +330,16 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   let closing: Promise<void> | undefined;
   return {
     edge,
+    cluster: edgeCluster,
     certs,
     certificates,
     state: () => state,
     error: () => failure,
-    addresses: () => edge.addresses(),
+    addresses: () => (state === 'listening' ? front.addresses() : { http: undefined, https: undefined }),
     async refresh() {
       seen = '';
       await reload();
+      await applied;
     },
     async drain(instanceId, timeoutMs) {
       const started = Date.now();
@@ -274,7 +347,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
       await reload().catch((e: unknown) => log.warn({ err: e }, 'routes not reloaded before a drain'));
       // The registry has withdrawn the instance already; the table without it serves every new request.
       rebuild();
-      const { inFlight } = await edge.drain(instanceId, Math.max(0, timeoutMs - (Date.now() - started)));
+      const { inFlight } = state === 'listening' ? await front.drain(instanceId, Math.max(0, timeoutMs - (Date.now() - started))) : { inFlight: 0 };
       const waitedMs = Date.now() - started;
       if (inFlight > 0) log.warn({ instance_id: instanceId, in_flight: inFlight, timeout_ms: timeoutMs }, 'instance not drained within kill_timeout');
       else log.info({ instance_id: instanceId, waited_ms: waitedMs }, 'instance drained');
@@ -285,7 +358,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
         clearInterval(timer);
         unsubscribe?.();
         await certs.stop();
-        if (state === 'listening') await edge.stop({ graceMs: 2000 });
+        if (state === 'listening') await front.stop(2000);
         state = 'stopped';
       })();
       return closing;

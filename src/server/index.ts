@@ -141,7 +141,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       // The edge's keys (ACME account, certificates) are sealed with a key derived from the server's root
       // data key; a listener that cannot bind leaves the edge in listen_failed, not the server down.
       const sealing = await openSealingKeys(store, keys, () => toTimestamp((options.clock ?? systemClock).now()));
-      edge = await startEdgeRole(config, store, { health: runtime.agent?.health, sealing, logger, metrics: api.metricsRegistry, ...options.edge });
+      const sources = api.metricsSources;
+      edge = await startEdgeRole(config, store, { health: runtime.agent?.health, sealing, logger, metrics: api.metricsRegistry, addMetrics: (collect) => void sources.push(collect), ...options.edge });
       api.certificates.set(edge.certificates);
       // Stopping an instance on purpose waits for the edge's requests in flight to it; a Deployer commit
       // in this process (a bluegreen switch) reloads the routes at once.

@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { resolveServerConfig } from '../../src/config/index.ts';
 import { startServer, type RunningServer } from '../../src/server/index.ts';
@@ -201,6 +201,12 @@ describe('ward server with the edge role', { timeout: 180_000 }, async () => {
     // The edge's metrics are on the API's /metrics, certificate expiry included.
     const metrics = await (await fetch(`${server!.apiUrl}/metrics`)).text();
     assert.match(metrics, new RegExp(`ward_edge_certificate_expiry_timestamp_seconds\\{name="${HOST.replace(/\./g, '\\.')}"\\} \\d+`));
+    // edge_workers = auto: one worker process per core; their request metrics are summed into /metrics, once.
+    if (availableParallelism() > 1) assert.equal(server!.edge?.cluster?.pids.length, availableParallelism());
+    assert.match(metrics, /^ward_edge_requests_total\{app="web",status="200"\} [1-9]/m);
+    for (const family of ['ward_edge_requests_total', 'ward_edge_certificate_expiry_timestamp_seconds', 'ward_http_requests_total']) {
+      assert.equal(metrics.match(new RegExp(`^# TYPE ${family} `, 'gm'))?.length, 1, family);
+    }
   });
 
   test('an app without [http_service] is not reachable, and an unknown host gets 404', { skip: !available && 'needs root and pebble' }, async () => {

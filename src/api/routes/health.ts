@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { UserError } from '../../core/index.ts';
 import type { Services } from '../app.ts';
+import { metricsText } from '../metrics.ts';
 
 /** healthRoutes: liveness and metrics. Both are public; the API listener is loopback-only by default. */
 export const healthRoutes = (s: Services) => async (app: FastifyInstance) => {
@@ -30,6 +31,6 @@ export const healthRoutes = (s: Services) => async (app: FastifyInstance) => {
 
   app.get('/metrics', { config: { auth: 'none' }, schema: { hide: true } }, async (_req, reply) => {
     reply.header('content-type', s.metrics.registry.contentType);
-    return s.metrics.registry.metrics();
+    return metricsText(s.metrics);
   });
 };

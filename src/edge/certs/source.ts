@@ -25,6 +25,15 @@ export interface CertificateSource {
   getCertificate(serverName: string): CertificateMaterial | undefined;
 }
 
+/** CertificateEntry is what serving a certificate needs: a StoredCertificate has it, and so does an IPC copy. */
+export interface CertificateEntry {
+  name: string;
+  names: readonly string[];
+  certPem: string;
+  keyPem: string;
+  notAfter: Date;
+}
+
 /**
  * CertificateCache is the CertificateSource the edge uses: every certificate of a CertStore, in memory,
  * indexed by each name it covers (a `*.example.com` certificate answers for one label under it).
@@ -41,11 +50,13 @@ export class CertificateCache implements CertificateSource {
     return dot > 0 ? this.#byName.get(`*${serverName.slice(dot)}`) : undefined;
   }
 
+  readonly #listeners = new Set<() => void>();
+
   /** set serves a certificate for each of its names, replacing whatever served them before. */
-  set(cert: StoredCertificate): void {
+  set(cert: CertificateEntry & Partial<Omit<StoredCertificate, 'names'>>): void {
     const material: CertificateMaterial = { key: cert.keyPem, cert: cert.certPem, notAfter: cert.notAfter };
     this.delete(cert.name);
-    this.#byCert.set(cert.name, { names: cert.names, material });
+    this.#byCert.set(cert.name, { names: [...cert.names], material });
     this.#rebuild();
   }
 
@@ -85,6 +96,13 @@ export class CertificateCache implements CertificateSource {
       for (const n of names) if (!next.has(n)) next.set(n, material);
     }
     this.#byName = next;
+    for (const l of this.#listeners) l();
+  }
+
+  /** subscribe is told after every change (an edge primary passes the set on to its workers). */
+  subscribe(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 }
 
