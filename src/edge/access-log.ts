@@ -20,15 +20,16 @@ export interface AccessLogEntry {
   /** bytes is the response body size sent to the client. */
   bytes: number;
   client: string;
-  /** upstream is the instance address that answered, if any. */
+  /** upstream is the instance address that answered, if any; instance is that instance's id. */
   upstream: string | undefined;
+  instance: string | undefined;
   user_agent: string | undefined;
 }
 
 /**
  * AccessLogSink receives one entry per answered request. write is called on the request path: it must
- * not block or throw (buffer, and drop with a counter when the consumer is slow). The instance log stream
- * (src/telemetry) implements it later; jsonLinesSink serves until then.
+ * not block or throw (buffer, and drop with a counter when the consumer is slow). `ward server` puts the
+ * lines into the log stream of the instance that answered (src/server/edge-access-log.ts).
  */
 export interface AccessLogSink {
   write(entry: AccessLogEntry): void;

@@ -8,6 +8,7 @@ import { UserError } from '../core/index.ts';
 import type { ChallengeChange } from './certs/challenges.ts';
 import type { KeyAndCertificate } from './certs/self-signed.ts';
 import type { CertificateEntry } from './certs/source.ts';
+import type { AccessLogEntry, AccessLogSink } from './access-log.ts';
 import type { EdgeAddresses, EdgeLog } from './edge.ts';
 import type { EdgeLimits } from './limits.ts';
 import { listenError } from './listen-error.ts';
@@ -24,8 +25,11 @@ export interface WorkerConfig {
   /** ticketKeys (base64, 48 bytes) are shared so a session ticket from one worker resumes on another. */
   ticketKeys: string;
   defaultCertificate: KeyAndCertificate;
-  /** accessLog 'stdout' writes JSON lines to the worker's stdout (the primary's log stream). */
-  accessLog: 'stdout' | 'none';
+  /**
+   * accessLog: 'primary' sends entries to the primary in batches (EdgeClusterOptions.accessLog),
+   * 'stdout' writes JSON lines to the worker's stdout, 'none' keeps none.
+   */
+  accessLog: 'primary' | 'stdout' | 'none';
   /** tcpPortOffset shifts `[[services]]` ports (tests); 0 in production. */
   tcpPortOffset: number;
 }
@@ -57,7 +61,8 @@ export type PrimaryMessage =
   | { type: 'ward-edge:error'; message: string; code?: string | undefined; hint?: string | undefined }
   | { type: 'ward-edge:stopped' }
   | { type: 'ward-edge:reply'; ref: number; value: number }
-  | { type: 'ward-edge:log'; level: 'info' | 'warn' | 'error'; fields: Record<string, unknown>; msg: string };
+  | { type: 'ward-edge:log'; level: 'info' | 'warn' | 'error'; fields: Record<string, unknown>; msg: string }
+  | { type: 'ward-edge:access'; entries: AccessLogEntry[] };
 
 export interface EdgeClusterOptions {
   /** workers is the number of processes; default one per core. */
@@ -67,6 +72,8 @@ export interface EdgeClusterOptions {
   certificates?: CertificateEntry[];
   /** log receives what the workers report (listener errors, OCSP failures), with the worker's pid. */
   log?: EdgeLog;
+  /** accessLog receives the workers' access-log entries (config.accessLog 'primary'). */
+  accessLog?: AccessLogSink;
   /** onWorkerExit is told when a worker dies unexpectedly (it is restarted). */
   onWorkerExit?: (pid: number | undefined, code: number | null, signal: string | null) => void;
 }
@@ -168,6 +175,8 @@ export class EdgeCluster {
           reject(m.code ? new UserError(m.code as 'listen_failed', m.message, m.hint ? { hint: m.hint } : {}) : new Error(`edge worker failed to start: ${m.message}`));
         } else if (m?.type === 'ward-edge:reply') {
           this.#replied(worker, m.ref, m.value);
+        } else if (m?.type === 'ward-edge:access') {
+          for (const e of m.entries) this.#o.accessLog?.write(e);
         } else if (m?.type === 'ward-edge:log') {
           this.#o.log?.[m.level]({ ...m.fields, worker_pid: worker.process.pid }, m.msg);
         }

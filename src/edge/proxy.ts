@@ -98,6 +98,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   host = '-';
   route: HttpRoute | undefined;
   upstream: PoolState | undefined;
+  /** served is the instance the last attempt went to (kept for the access log after release). */
+  served: PoolState | undefined;
   headers: string[] = [];
   hasBody = false;
   attempts = 0;
@@ -267,6 +269,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     this.attempts++;
     this.upstream = picked;
+    this.served = picked;
     picked.outstanding++;
     const headers = this.attempts === 1 ? this.withForwarded() : this.headers;
     const body = this.hasBody ? this.body() : null;
@@ -463,7 +466,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         duration_ms: Math.round(seconds * 1e6) / 1000,
         bytes: this.bytes,
         client: this.client,
-        upstream: this.upstream?.key,
+        upstream: this.served?.key,
+        instance: this.served?.id,
         user_agent: req.headers['user-agent'],
       });
     }

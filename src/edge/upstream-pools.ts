@@ -10,6 +10,8 @@ export interface PoolState {
   readonly key: string;
   readonly pool: Pool;
   outstanding: number;
+  /** id is the instance at this address (the upstream id it was last asked for by). */
+  id: string;
 }
 
 /** DRAIN_POLL_MS is how often drain looks at an instance's in-flight count. */
@@ -53,9 +55,10 @@ export class UpstreamPools {
     s = this.#byKey.get(key);
     if (!s || s.pool.closed || s.pool.destroyed) {
       if (this.#closed) throw new Error('upstream pools are closed');
-      s = { key, pool: new Pool(`http://${key}`, this.#options), outstanding: 0 };
+      s = { key, pool: new Pool(`http://${key}`, this.#options), outstanding: 0, id: u.id };
       this.#byKey.set(key, s);
     }
+    s.id = u.id;
     this.#byUpstream.set(u, s);
     let keys = this.#keysById.get(u.id);
     if (!keys) this.#keysById.set(u.id, (keys = new Set()));

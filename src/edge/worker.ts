@@ -4,7 +4,7 @@
 import cluster from 'node:cluster';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { UserError } from '../core/index.ts';
-import { jsonLinesSink } from './access-log.ts';
+import { jsonLinesSink, type AccessLogEntry, type AccessLogSink } from './access-log.ts';
 import { ChallengeStore } from './certs/challenges.ts';
 import { CertificateCache } from './certs/source.ts';
 import { deserializeCertificate, type PrimaryMessage, type SerializedCertificate, type WorkerMessage } from './cluster.ts';
@@ -14,6 +14,7 @@ import { routeTableFromSnapshot } from './snapshot.ts';
 if (!cluster.isWorker) throw new Error('src/edge/worker.ts runs as a cluster worker of EdgeCluster');
 
 let edge: Edge | undefined;
+let access: (AccessLogSink & { flush(): void }) | undefined;
 const challenges = new ChallengeStore();
 
 function send(m: PrimaryMessage): void {
@@ -30,6 +31,28 @@ function forward(level: 'info' | 'warn' | 'error'): (obj: object, msg: string) =
 }
 const log: EdgeLog = { info: forward('info'), warn: forward('warn'), error: forward('error') };
 
+/**
+ * toPrimary batches access-log entries to the primary: one IPC message every 250 ms or 256 entries, not
+ * one per request. Only entries an instance answered are sent (the primary files lines per instance).
+ */
+function toPrimary(): AccessLogSink & { flush(): void } {
+  let batch: AccessLogEntry[] = [];
+  const flush = () => {
+    if (batch.length === 0) return;
+    send({ type: 'ward-edge:access', entries: batch });
+    batch = [];
+  };
+  setInterval(flush, 250).unref();
+  return {
+    flush,
+    write(e) {
+      if (e.instance === undefined) return;
+      batch.push(e);
+      if (batch.length >= 256) flush();
+    },
+  };
+}
+
 function certificateSource(list: SerializedCertificate[]): CertificateCache {
   // A new cache per update: the handshake path sees the old set or the new one, never a mix.
   const cache = new CertificateCache();
@@ -42,7 +65,10 @@ function certificateSource(list: SerializedCertificate[]): CertificateCache {
 // another unless it is stopping too).
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {
-  void (edge?.stop({ graceMs: 5000 }) ?? Promise.resolve()).finally(() => process.exit(0));
+  void (edge?.stop({ graceMs: 5000 }) ?? Promise.resolve()).finally(() => {
+    access?.flush();
+    process.exit(0);
+  });
 });
 
 // A worker whose primary is gone has no one to feed it routes or certificates: it drains and exits.
@@ -71,7 +97,7 @@ process.on('message', (m: WorkerMessage) => {
           limits: c.limits,
           metrics: registry,
           log,
-          ...(c.accessLog === 'stdout' ? { accessLog: jsonLinesSink(process.stdout) } : {}),
+          ...(c.accessLog === 'stdout' ? { accessLog: jsonLinesSink(process.stdout) } : c.accessLog === 'primary' ? { accessLog: (access = toPrimary()) } : {}),
           ticketKeys: Buffer.from(c.ticketKeys, 'base64'),
           http2: c.http2,
           reusePort: true,
@@ -104,6 +130,7 @@ process.on('message', (m: WorkerMessage) => {
       }
       case 'ward-edge:stop':
         await edge?.stop({ graceMs: m.graceMs });
+        access?.flush();
         send({ type: 'ward-edge:stopped' });
         process.exit(0);
     }

@@ -44,6 +44,7 @@ import {
 import { EdgeCluster } from '../edge/cluster.ts';
 import { selfSignedCertificate } from '../edge/certs/self-signed.ts';
 import { snapshotRoutes } from '../edge/snapshot.ts';
+import { JournalAccessLog, type JournalTarget } from './edge-access-log.ts';
 
 /** HealthSource is what the edge reads of the agent's HealthRegistry (server.agent.health). */
 export interface HealthSource {
@@ -64,6 +65,11 @@ export interface EdgeRoleOptions {
    * request metrics are theirs, summed (EdgeCluster.metrics).
    */
   addMetrics?: (collect: () => Promise<string>) => void;
+  /**
+   * journal is this host's instance log journal (the agent's): the access log of each request goes into
+   * the log stream of the instance that answered it. Without it (no agent here) there is no access log.
+   */
+  journal?: JournalTarget;
   /** refreshMs is how often releases are re-read for new routes; default 2 s. */
   refreshMs?: number;
   /** issuer replaces the ACME issuer (tests). */
@@ -137,6 +143,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   let edge: Edge | undefined;
   let edgeCluster: EdgeCluster | undefined;
   let front: EdgeFront;
+  const accessLog = options.journal ? new JournalAccessLog(options.journal, { onError: (err, id) => log.warn({ err, instance_id: id }, 'access log lines not written') }) : undefined;
   if (workers > 1) {
     const c = new EdgeCluster({
       workers,
@@ -146,12 +153,13 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
         publicHttpsPort: config.httpsListen.port || 443,
         limits: {},
         http2: true,
-        accessLog: 'none',
+        accessLog: accessLog ? 'primary' : 'none',
         tcpPortOffset: 0,
         defaultCertificate: await selfSignedCertificate(),
       },
       routes: { http: [], tcp: [] },
       log,
+      ...(accessLog ? { accessLog } : {}),
       onWorkerExit: (pid, code, signal) => log.error({ worker_pid: pid, code, signal }, 'edge worker exited; starting another'),
     });
     // The primary keeps certificates and challenges; every change goes to every worker.
@@ -174,6 +182,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
       https: config.httpsListen,
       ...(config.httpsListen.port ? { publicHttpsPort: config.httpsListen.port } : {}),
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(accessLog ? { accessLog } : {}),
       log,
     });
     edge = e;
@@ -359,6 +368,7 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
         unsubscribe?.();
         await certs.stop();
         if (state === 'listening') await front.stop(2000);
+        await accessLog?.close();
         state = 'stopped';
       })();
       return closing;

@@ -142,7 +142,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       // data key; a listener that cannot bind leaves the edge in listen_failed, not the server down.
       const sealing = await openSealingKeys(store, keys, () => toTimestamp((options.clock ?? systemClock).now()));
       const sources = api.metricsSources;
-      edge = await startEdgeRole(config, store, { health: runtime.agent?.health, sealing, logger, metrics: api.metricsRegistry, addMetrics: (collect) => void sources.push(collect), ...options.edge });
+      edge = await startEdgeRole(config, store, { health: runtime.agent?.health, sealing, logger, metrics: api.metricsRegistry, addMetrics: (collect) => void sources.push(collect), ...(runtime.agent ? { journal: runtime.agent.journal } : {}), ...options.edge });
       api.certificates.set(edge.certificates);
       // Stopping an instance on purpose waits for the edge's requests in flight to it; a Deployer commit
       // in this process (a bluegreen switch) reloads the routes at once.

@@ -207,6 +207,18 @@ describe('ward server with the edge role', { timeout: 180_000 }, async () => {
     for (const family of ['ward_edge_requests_total', 'ward_edge_certificate_expiry_timestamp_seconds', 'ward_http_requests_total']) {
       assert.equal(metrics.match(new RegExp(`^# TYPE ${family} `, 'gm'))?.length, 1, family);
     }
+    // The access log is in the app's log stream (ward logs): an `edge` line for the request the instance
+    // answered, from whichever worker served it; no header value but the user agent.
+    const edgeLine = await waitFor('the access log line', async () => {
+      const lines: Array<{ instance: string; stream: string; message: string }> = (await api('GET', '/v1/apps/web/logs')).body?.logs ?? [];
+      return lines.find((l) => l.stream === 'edge' && JSON.parse(l.message).status === 200);
+    });
+    const logged = JSON.parse(edgeLine.message);
+    assert.equal(logged.host, HOST);
+    assert.equal(logged.app, 'web');
+    assert.equal(logged.protocol, 'HTTP/1.1');
+    assert.match(edgeLine.instance, /^ins_/);
+    assert.match(logged.upstream, /^127\.0\.0\.1:\d+$/);
   });
 
   test('an app without [http_service] is not reachable, and an unknown host gets 404', { skip: !available && 'needs root and pebble' }, async () => {

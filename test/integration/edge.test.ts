@@ -329,6 +329,10 @@ describe('edge', { timeout: 60_000 }, () => {
     assert.equal(e.method, 'GET');
     assert.equal(e.host, 'alpha.test');
     assert.ok(e.bytes > 0 && e.duration_ms >= 0);
+    // The instance that answered, by address and id (kept after the request released it).
+    assert.equal(e.upstream, `127.0.0.1:${one.port}`);
+    assert.equal(e.instance, `b${one.port}`);
+    assert.equal(log.find((x) => x.status === 404)?.instance, undefined, 'an edge-local answer names no instance');
     assert.doesNotMatch(JSON.stringify(log), /s3cret/);
     const m = await registry.metrics();
     assert.match(m, /ward_edge_requests_total\{app="alpha",status="200"\} \d+/);

@@ -16,8 +16,11 @@ import { appendFile, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/
 import { join } from 'node:path';
 import { isId } from '../../core/index.ts';
 
-/** LogStream is where a line came from: the app's stdout or stderr, or the agent (`ward`). */
-export type LogStream = 'stdout' | 'stderr' | 'ward';
+/**
+ * LogStream is where a line came from: the app's stdout or stderr, the agent (`ward`), or the edge
+ * (`edge`: one JSON access-log line per request the instance answered through the edge).
+ */
+export type LogStream = 'stdout' | 'stderr' | 'ward' | 'edge';
 
 /** LogLine is one line of one instance's journal. */
 export interface LogLine {

@@ -110,7 +110,7 @@ const logLineSchema = {
   properties: {
     time: { type: 'string', format: 'date-time' },
     instance: { type: 'string' },
-    stream: { type: 'string', enum: ['stdout', 'stderr', 'ward'] },
+    stream: { type: 'string', enum: ['stdout', 'stderr', 'ward', 'edge'] },
     message: { type: 'string' },
   },
 } as const;

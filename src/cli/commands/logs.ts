@@ -6,13 +6,13 @@ import { defineCommand, jsonFlag } from '../command.ts';
 export interface ApiLogLine {
   time: string;
   instance: string;
-  stream: 'stdout' | 'stderr' | 'ward';
+  stream: 'stdout' | 'stderr' | 'ward' | 'edge';
   message: string;
 }
 
 /** formatLogLine is the human form: time, instance, stream (when not stdout), message. */
 export function formatLogLine(l: ApiLogLine): string {
-  const tag = l.stream === 'stdout' ? '' : l.stream === 'stderr' ? ' [stderr]' : ' [ward]';
+  const tag = l.stream === 'stdout' ? '' : ` [${l.stream}]`;
   return `${l.time} ${l.instance}${tag} ${l.message}`;
 }
 
@@ -20,7 +20,8 @@ export default defineCommand({
   name: 'logs',
   summary: 'Show the app\'s logs, or follow them',
   description: [
-    'Prints the instances\' output (stdout, stderr) and the agent\'s own lines about them ([ward]), oldest first.',
+    'Prints the instances\' output (stdout, stderr), the agent\'s own lines about them ([ward]) and the edge\'s',
+    'access log of the requests each answered ([edge], one JSON object per request), oldest first.',
     'With -f it keeps printing new lines until Ctrl-C. With --json each line is a JSON object (one per line when following).',
   ].join('\n'),
   flags: {
