@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { UserError } from '../core/index.ts';
-import { writeTar } from '../agent/runtime/images/index.ts';
+import { writeTar } from '../agent/runtime/images/tar.ts';
 
 export interface LocalImage {
   /** format is what the server reads the upload as. */

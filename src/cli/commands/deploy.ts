@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse } from 'smol-toml';
 import { formatSize, UserError } from '../../core/index.ts';
-import { assertValidAppConfig, formatDiagnostics, parseAppConfig, type AppConfig } from '../../config/index.ts';
+import type { AppConfig } from '../../config/index.ts';
 import { apiPath } from '../client.ts';
 import { defineCommand, jsonFlag, type Context } from '../command.ts';
 import { localImage } from '../image-archive.ts';
@@ -26,6 +26,8 @@ async function loadConfig(ctx: Context, flag: string | undefined): Promise<{ raw
     throw new UserError('invalid_config', code === 'ENOENT' ? `${file} does not exist` : `cannot read ${file}: ${(e as Error).message}`, { hint: 'pass the path of your ward.toml: --config PATH' });
   }
   const shown = flag ?? 'ward.toml';
+  // The app config's schema (zod) loads only for commands that read a ward.toml.
+  const { assertValidAppConfig, formatDiagnostics, parseAppConfig } = await import('../../config/app-config.ts');
   const result = parseAppConfig(text, shown);
   const config = assertValidAppConfig(result, shown);
   const warnings = result.diagnostics.filter((d) => d.severity === 'warning');

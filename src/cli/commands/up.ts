@@ -5,7 +5,7 @@ import { request } from 'node:https';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isUserError, UserError } from '../../core/index.ts';
-import { formatListen, parseListen, type Listen } from '../../config/index.ts';
+import { formatListen, parseListen, type Listen } from '../../config/server-config.ts';
 import { start } from '../../exec/index.ts';
 import type { SignupAnswer, LoginAnswer } from '../api-types.ts';
 import { apiPath, createApiClient } from '../client.ts';

@@ -1,4 +1,3 @@
-import QRCode from 'qrcode';
 import { UserError } from '../../../core/index.ts';
 import type { MfaEnableAnswer, MfaStatusAnswer } from '../../api-types.ts';
 import { defineCommand, jsonFlag, type Context } from '../../command.ts';
@@ -105,6 +104,8 @@ async function status(ctx: Context): Promise<void> {
 }
 
 /** terminalQr renders text as a QR code of Unicode half blocks, two modules per character cell. */
-export function terminalQr(text: string): Promise<string> {
+export async function terminalQr(text: string): Promise<string> {
+  // Loaded here, not at start: every `ward` command would pay for it.
+  const { default: QRCode } = await import('qrcode');
   return QRCode.toString(text, { type: 'terminal', small: true, errorCorrectionLevel: 'M' });
 }

@@ -1,5 +1,6 @@
 import { UserError } from '../../../core/index.ts';
-import { normalizeHost } from '../../../edge/index.ts';
+// routes.ts alone: the edge's index would load its TLS, ACME and proxy code into every `ward` command.
+import { normalizeHost } from '../../../edge/routes.ts';
 import { apiPath } from '../../client.ts';
 import { defineCommand, jsonFlag } from '../../command.ts';
 import type { ApiCertificate } from './shared.ts';
