@@ -88,3 +88,16 @@ export function start(argv: Argv, options: SpawnOptions = {}): ChildProcess {
   const [program, ...args] = argv;
   return spawn(program, args, { ...options, shell: false });
 }
+
+/**
+ * processExists says whether a process with this pid exists (signal 0: nothing is sent). A pid alone
+ * may have been reused since it was recorded: check what the process is before signalling it.
+ */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

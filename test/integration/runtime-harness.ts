@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newId } from '../../src/core/index.ts';
-import { run } from '../../src/exec/index.ts';
+import { processExists as alive, run } from '../../src/exec/index.ts';
 import { CrunRuntime, detectCgroupLayout, type InstanceHandle, type InstanceSpec } from '../../src/agent/runtime/index.ts';
 import { BridgeNetwork, type Attachment, type OrgResolver } from '../../src/agent/network/index.ts';
 import { mountsUnder } from '../../src/agent/runtime/crun/cgroups.ts';
@@ -211,15 +211,6 @@ function releaseSubnet(n: number): void {
     if (Number(readFileSync(file, 'utf8')) === process.pid) unlinkSync(file);
   } catch {
     // Already gone.
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

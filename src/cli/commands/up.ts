@@ -6,7 +6,7 @@ import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isUserError, UserError } from '../../core/index.ts';
 import { formatListen, parseListen, type Listen } from '../../config/server-config.ts';
-import { start } from '../../exec/index.ts';
+import { processExists as alive, start } from '../../exec/index.ts';
 import type { SignupAnswer, LoginAnswer } from '../api-types.ts';
 import { apiPath, createApiClient } from '../client.ts';
 import { defineCommand, jsonFlag, type Context } from '../command.ts';
@@ -277,15 +277,6 @@ async function ensureServer(ctx: Context, files: UpFiles, apiUrl: string, listen
   }
   step(`Ward server answers at ${apiUrl}`);
   return { pid, started: true };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** tail returns the last lines of the server log, indented, for an error message. */
