@@ -184,6 +184,7 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
     });
   const withWireGuard = Boolean(meshSync && meshNetwork && (options.wireguard ?? !options.network));
   let unwatchMesh: (() => void) | undefined;
+  let unsubscribeDesired: (() => Promise<void>) | undefined;
   let hostId: string | undefined;
   return {
     agent,
@@ -206,6 +207,8 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
           }
         }
         link.notify();
+        // Other processes on this database (agents and edges of split roles, other hosts) hear it too.
+        void store.desiredChanges.notify().catch((e: unknown) => logger.warn({ err: e }, 'desired-state change not signalled to other processes'));
       },
     },
     drainWith(fn) {
@@ -232,8 +235,23 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
         unwatchMesh = link.watch(() => meshSync.nudge());
       }
       await agent?.start();
+      // A change made by a control plane in another process (PostgreSQL): this process's agent and edge
+      // act on it now rather than at their next poll. Only the local listeners: never signalled back.
+      if (agent || config.roles.includes('edge')) {
+        unsubscribeDesired = await store.desiredChanges.subscribe(() => {
+          for (const fn of changed) {
+            try {
+              fn();
+            } catch (e) {
+              logger.error({ err: e }, 'desired-state listener failed');
+            }
+          }
+          link.notify();
+        });
+      }
     },
     async close(opts = {}) {
+      await unsubscribeDesired?.();
       unwatchMesh?.();
       await meshSync?.close();
       await agent?.close(opts);

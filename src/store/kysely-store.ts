@@ -8,7 +8,7 @@ import type { ApiTokenRepo, AppRepo, AuditKeyRecord, AuditQuery, AuditRepo, Fact
 import type { AuditRecord, Checkpoint } from '../audit/index.ts';
 import { ApiTokens, Factors, LoginThrottle, Policies, RecoveryCodes } from './identity-repos.ts';
 import { Hosts, Instances, Releases } from './runtime-repos.ts';
-import type { HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
+import type { ChangeSignal, HostRepo, InstanceRepo, ReleaseRepo } from './types.ts';
 import { DataKeys, HostCredentials, SecretDeliveries, Secrets } from './secret-repos.ts';
 import type { DataKeyRepo, HostCredentialRepo, SecretDeliveryRepo, SecretRepo } from './types.ts';
 import { HostMesh, OrgNetworks, WireGuardPeers } from './network-repos.ts';
@@ -32,6 +32,12 @@ export type StoreKind = Store['kind'];
  * connection. Code inside fn must use `tx`, not the outer store: on SQLite the outer store waits for the
  * one connection the transaction holds, so using it there deadlocks.
  */
+/** IN_PROCESS_ONLY is the ChangeSignal of a store no other process shares (SQLite): nothing to send. */
+const IN_PROCESS_ONLY: ChangeSignal = {
+  notify: async () => {},
+  subscribe: async () => async () => {},
+};
+
 export class KyselyStore implements Store {
   readonly kind: StoreKind;
   readonly users: UserRepo;
@@ -59,6 +65,7 @@ export class KyselyStore implements Store {
   readonly hostMesh: HostMeshRepo;
   readonly volumes: VolumeRepo;
   readonly backups: BackupRepo;
+  desiredChanges: ChangeSignal = IN_PROCESS_ONLY;
   readonly #db: Kysely<DB>;
   readonly #tx: WriteGuard | undefined;
   #closed = false;
@@ -99,7 +106,11 @@ export class KyselyStore implements Store {
     // Joining rather than nesting with savepoints: callers compose services that each "want a
     // transaction", and the outcome must be all-or-nothing for the outermost one.
     if (this.#tx) return fn(this);
-    return this.#db.transaction().execute((trx) => fn(new KyselyStore(trx, this.kind, new WriteGuard(trx, this.kind))));
+    return this.#db.transaction().execute((trx) => {
+      const tx = new KyselyStore(trx, this.kind, new WriteGuard(trx, this.kind));
+      tx.desiredChanges = this.desiredChanges;
+      return fn(tx);
+    });
   }
 
   async ping(): Promise<void> {

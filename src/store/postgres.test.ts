@@ -135,6 +135,38 @@ describe('PostgresStore', () => {
     );
   });
 
+  test('desiredChanges: a notify reaches subscribers in other stores on the database, and one that lost its connection is called again once it is back', async () => {
+    const [a, b] = await Promise.all([PostgresStore.open({ databaseUrl: urlFor(contractDb) }), PostgresStore.open({ databaseUrl: urlFor(contractDb) })]);
+    try {
+      let heard = 0;
+      const waitHeard = async (n: number) => {
+        for (let i = 0; i < 100 && heard < n; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(heard >= n, `heard ${heard} of ${n}`);
+      };
+      const stop = await b.desiredChanges.subscribe(() => heard++);
+      await a.desiredChanges.notify();
+      await waitHeard(1);
+      // A notify inside a transaction store goes out too (PostgreSQL delivers it at commit).
+      await a.transaction(async (tx) => tx.desiredChanges.notify());
+      await waitHeard(2);
+
+      // The server ends the LISTEN connection (a restart, a failover): b connects again and calls its
+      // subscribers once, for whatever it missed, then hears new notifications as before.
+      await admin((c) => c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and query like 'LISTEN %'`, [contractDb]));
+      await waitHeard(3);
+      await a.desiredChanges.notify();
+      await waitHeard(4);
+
+      await stop();
+      const before = heard;
+      await a.desiredChanges.notify();
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(heard, before, 'nothing after unsubscribing');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   test('names its target without the password', async () => {
     const u = new URL(urlFor(contractDb));
     const store = await PostgresStore.open({ databaseUrl: u.toString() });

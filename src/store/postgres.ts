@@ -1,10 +1,10 @@
 import { Kysely, PostgresDialect } from 'kysely';
-import { Pool, TypeOverrides } from 'pg';
+import { Client, Pool, TypeOverrides, type ClientConfig } from 'pg';
 import { UserError, isUserError } from '../core/index.ts';
 import { KyselyStore } from './kysely-store.ts';
 import { migrate } from './migrate.ts';
 import type { DB } from './schema.ts';
-import type { StoreLogger } from './types.ts';
+import type { ChangeSignal, StoreLogger } from './types.ts';
 
 export interface PostgresStoreOptions {
   /** databaseUrl is a `postgres://USER:PASSWORD@HOST:PORT/DATABASE` URL (libpq query parameters allowed). */
@@ -35,9 +35,18 @@ export class PostgresStore extends KyselyStore {
   /** target says which server and database this store uses (never the password). */
   readonly target: PostgresTarget;
 
-  private constructor(db: Kysely<DB>, target: PostgresTarget) {
+  readonly #signal: PgChangeSignal;
+
+  private constructor(db: Kysely<DB>, target: PostgresTarget, signal: PgChangeSignal) {
     super(db, 'postgres');
     this.target = target;
+    this.#signal = signal;
+    this.desiredChanges = signal;
+  }
+
+  override async close(): Promise<void> {
+    await this.#signal.close();
+    await super.close();
   }
 
   /**
@@ -79,7 +88,7 @@ export class PostgresStore extends KyselyStore {
       throw isUserError(e) || !isConnectionError(e) ? e : unreachable(target, timeoutMs, e);
     }
     options.logger?.info({ ...target }, 'store opened (postgres)');
-    return new PostgresStore(db, target);
+    return new PostgresStore(db, target, new PgChangeSignal(pool, { connectionString: options.databaseUrl, connectionTimeoutMillis: timeoutMs, application_name: 'ward', types }, DESIRED_CHANNEL, options.logger));
   }
 }
 
@@ -143,4 +152,124 @@ function unreachable(t: PostgresTarget, timeoutMs: number, e: unknown): UserErro
     details: { host: t.host, port: t.port, database: t.database },
     cause: e,
   });
+}
+
+/** DESIRED_CHANNEL is the NOTIFY channel of Store.desiredChanges (a fixed identifier, never user input). */
+const DESIRED_CHANNEL = 'ward_desired';
+
+/**
+ * PgChangeSignal is a ChangeSignal over LISTEN/NOTIFY: notify through the pool, and one dedicated
+ * connection that LISTENs while anyone subscribes. When that connection fails it is opened again (1 s,
+ * then doubling to 30 s) and every subscriber is called once, for what it may have missed meanwhile.
+ */
+class PgChangeSignal implements ChangeSignal {
+  readonly #pool: Pool;
+  readonly #config: ClientConfig;
+  readonly #channel: string;
+  readonly #logger: StoreLogger | undefined;
+  readonly #subscribers = new Set<() => void>();
+  #client: Client | undefined;
+  #connecting: Promise<void> | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #delayMs = 1000;
+  #closed = false;
+
+  constructor(pool: Pool, config: ClientConfig, channel: string, logger: StoreLogger | undefined) {
+    this.#pool = pool;
+    this.#config = config;
+    this.#channel = channel;
+    this.#logger = logger;
+  }
+
+  async notify(): Promise<void> {
+    await this.#pool.query('SELECT pg_notify($1, $2)', [this.#channel, '']);
+  }
+
+  async subscribe(fn: () => void): Promise<() => Promise<void>> {
+    this.#subscribers.add(fn);
+    if (!this.#client && !this.#retry) {
+      try {
+        await (this.#connecting ??= this.#connect().finally(() => (this.#connecting = undefined)));
+      } catch (e) {
+        // Not fatal: the subscriber's poll goes on, and the connection is tried again.
+        this.#logger?.warn({ err: (e as Error).message }, 'PostgreSQL LISTEN connection failed; retrying');
+        this.#scheduleRetry();
+      }
+    }
+    return async () => {
+      this.#subscribers.delete(fn);
+      if (this.#subscribers.size === 0) await this.#disconnect();
+    };
+  }
+
+  #call(): void {
+    for (const fn of this.#subscribers) {
+      try {
+        fn();
+      } catch (e) {
+        this.#logger?.warn({ err: (e as Error).message }, 'change listener failed');
+      }
+    }
+  }
+
+  async #connect(): Promise<void> {
+    const client = new Client(this.#config);
+    client.on('notification', (n) => {
+      if (n.channel === this.#channel) this.#call();
+    });
+    client.on('error', (err) => {
+      this.#logger?.warn({ err: err.message }, 'PostgreSQL LISTEN connection failed; reconnecting');
+      this.#lost(client);
+    });
+    client.on('end', () => this.#lost(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${this.#channel}`);
+    } catch (e) {
+      await client.end().catch(() => {});
+      throw e;
+    }
+    this.#client = client;
+    this.#delayMs = 1000;
+  }
+
+  #lost(client: Client): void {
+    if (this.#client !== client) return;
+    this.#client = undefined;
+    void client.end().catch(() => {});
+    this.#scheduleRetry();
+  }
+
+  #scheduleRetry(): void {
+    if (this.#closed || this.#subscribers.size === 0 || this.#retry) return;
+    const again = () => {
+      this.#retry = undefined;
+      if (this.#closed || this.#subscribers.size === 0) return;
+      this.#connect().then(
+        () => this.#call(),
+        () => {
+          this.#delayMs = Math.min(this.#delayMs * 2, 30_000);
+          this.#retry = setTimeout(again, this.#delayMs);
+          this.#retry.unref();
+        },
+      );
+    };
+    this.#retry = setTimeout(again, this.#delayMs);
+    this.#retry.unref();
+  }
+
+  async #disconnect(): Promise<void> {
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    const c = this.#client;
+    this.#client = undefined;
+    await c?.end().catch(() => {});
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#subscribers.clear();
+    await this.#connecting?.catch(() => {});
+    await this.#disconnect();
+  }
 }

@@ -44,10 +44,29 @@ export interface Store {
   readonly volumes: VolumeRepo;
   readonly backups: BackupRepo;
   readonly hostMesh: HostMeshRepo;
+  /**
+   * desiredChanges tells the other processes that share the database that instances' desired state or
+   * a release's status changed (a deploy step, a restart, a stop, a bluegreen switch), so their agents
+   * and edges act at once instead of at their next poll. PostgreSQL: LISTEN/NOTIFY. SQLite: one process
+   * owns the file, which tells its own parts directly; this does nothing.
+   */
+  readonly desiredChanges: ChangeSignal;
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** ping checks the database answers; it throws when it does not. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * ChangeSignal is a "something changed, look again" between processes: no payload, no delivery
+ * guarantee (a listener that reconnects is called once, for what it may have missed). Polling stays the
+ * safety net; the signal only makes it rarely needed.
+ */
+export interface ChangeSignal {
+  /** notify tells every subscriber, in this process and in others sharing the database. */
+  notify(): Promise<void>;
+  /** subscribe calls fn on every notification until the returned function is called. */
+  subscribe(fn: () => void): Promise<() => Promise<void>>;
 }
 
 export interface UserRepo {

@@ -326,10 +326,12 @@ describe('deploys under load: split roles on PostgreSQL, crun, the edge', { skip
       env: {},
       cwd: process.cwd(),
     });
+    // Polls a minute apart: what this process does during a deploy, it does because the control plane's
+    // changes reach it through the database (Store.desiredChanges: PostgreSQL LISTEN/NOTIFY).
     node = await startServer(config, {
       logDestination: pino.destination({ dest: join(h.logDir, 'agent-edge.log'), sync: true }),
-      runtime: { runtime: h.runtime, network: h.network, restart: FAST_RESTART, agent: { reconcileIntervalMs: 300, capture: { pollMs: 50 } } },
-      edge: { refreshMs: 500, issuer: NO_ACME },
+      runtime: { runtime: h.runtime, network: h.network, restart: FAST_RESTART, agent: { reconcileIntervalMs: 60_000, capture: { pollMs: 50 } } },
+      edge: { refreshMs: 60_000, issuer: NO_ACME },
     });
     ward.store = node.store;
     await ward.signUp();
