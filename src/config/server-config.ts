@@ -121,8 +121,8 @@ export interface ServerConfig {
   /** domain, when set, routes every app with [http_service] at `<app>.<domain>` too (lower-case, no final dot). */
   domain: string | undefined;
   /**
-   * edgeWorkers is how many processes serve the edge's traffic: 'auto' (one per core), or a number;
-   * 1 serves it in the server's own process.
+   * edgeWorkers is how many processes serve the edge's traffic: 'auto' (one per core, at most 8), or a
+   * number; 1 serves it in the server's own process.
    */
   edgeWorkers: number | 'auto';
   masterKeyFile: string;

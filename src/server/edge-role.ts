@@ -46,6 +46,9 @@ import { selfSignedCertificate } from '../edge/certs/self-signed.ts';
 import { snapshotRoutes } from '../edge/snapshot.ts';
 import { JournalAccessLog, type JournalTarget } from './edge-access-log.ts';
 
+/** AUTO_MAX_EDGE_WORKERS caps edge_workers = auto on machines with many cores (set a number to go past it). */
+export const AUTO_MAX_EDGE_WORKERS = 8;
+
 /** HealthSource is what the edge reads of the agent's HealthRegistry (server.agent.health). */
 export interface HealthSource {
   upstreams(appId: string): ReadonlyArray<{ instanceId: string; releaseId: string; address: string; port: number }>;
@@ -139,7 +142,8 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
   const challenges = new ChallengeStore();
   const cache = new CertificateCache();
   const certMetrics = options.metrics ? new CertificateMetrics(options.metrics) : undefined;
-  const workers = config.edgeWorkers === 'auto' ? availableParallelism() : config.edgeWorkers;
+  // auto: one per core, at most AUTO_MAX_EDGE_WORKERS (each worker is a Node process of ~100 MB).
+  const workers = config.edgeWorkers === 'auto' ? Math.min(availableParallelism(), AUTO_MAX_EDGE_WORKERS) : config.edgeWorkers;
   let edge: Edge | undefined;
   let edgeCluster: EdgeCluster | undefined;
   let front: EdgeFront;

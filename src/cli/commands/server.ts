@@ -13,7 +13,7 @@ const SERVER_FLAGS = {
   'acme-email': { type: 'string', placeholder: 'EMAIL', description: 'Contact email for the ACME account' },
   'acme-ca-file': { type: 'string', placeholder: 'PEM', description: "CA certificate to trust for the ACME directory's TLS" },
   domain: { type: 'string', placeholder: 'DOMAIN', description: 'Serve every app with [http_service] at <app>.DOMAIN too' },
-  'edge-workers': { type: 'string', placeholder: 'N', description: 'Edge processes: auto (one per core, the default) or 1–64; 1 serves the edge in this process' },
+  'edge-workers': { type: 'string', placeholder: 'N', description: 'Edge processes: auto (one per core, at most 8; the default) or 1–64; 1 serves the edge in this process' },
   'master-key-file': { type: 'string', placeholder: 'PATH', description: 'The key-encryption key; created 0600 on first start' },
   region: { type: 'string', placeholder: 'NAME', description: "This host's region" },
   hostname: { type: 'string', placeholder: 'NAME', description: "This host's name" },
