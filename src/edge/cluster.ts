@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { getCompileCacheDir } from 'node:module';
 import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -165,7 +166,10 @@ export class EdgeCluster {
   }
 
   #fork(): Promise<void> {
-    const worker = cluster.fork();
+    // The workers use the compile cache this process uses (bin/ward.ts turns it on): they start faster
+    // and, with their modules compiled already, leave TypeScript's stripper unloaded (~27 MB each).
+    const cache = getCompileCacheDir();
+    const worker = cluster.fork(cache ? { NODE_COMPILE_CACHE: cache } : {});
     this.#workers.add(worker);
     return new Promise((resolve, reject) => {
       const onMessage = (m: PrimaryMessage) => {

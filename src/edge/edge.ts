@@ -9,7 +9,7 @@ import type { Registry } from 'prom-client';
 import type { AccessLogSink } from './access-log.ts';
 import type { ChallengeResponder } from './certs/challenges.ts';
 import { OcspStapler } from './certs/ocsp.ts';
-import { selfSignedCertificate, type KeyAndCertificate } from './certs/self-signed.ts';
+import type { KeyAndCertificate } from './certs/self-signed.ts';
 import type { CertificateMaterial, CertificateSource } from './certs/source.ts';
 import { listenError } from './listen-error.ts';
 import { ClientLimiter, DEFAULT_LIMITS, type EdgeLimits } from './limits.ts';
@@ -193,7 +193,8 @@ export class Edge {
     if (this.#started) throw new Error('the edge is already started');
     this.#started = true;
     const lim = this.#limits;
-    this.#default = this.#o.defaultCertificate ?? (await selfSignedCertificate());
+    // Loaded only when needed: the X.509 library is large, and cluster workers are always given one.
+    this.#default = this.#o.defaultCertificate ?? (await (await import('./certs/self-signed.ts')).selfSignedCertificate());
     this.#defaultContext = createSecureContext(this.#contextOptions(this.#default.keyPem, this.#default.certPem));
     const httpOptions: HttpServerOptions = {
       maxHeaderSize: lim.maxHeaderBytes,

@@ -1,4 +1,4 @@
-import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
@@ -40,29 +40,5 @@ export async function selfSignedCertificate(options: { commonName?: string; name
   return { keyPem, certPem: cert.toString('pem') + '\n' };
 }
 
-/** CertificateFacts are what the edge needs to know about a certificate chain's leaf. */
-export interface CertificateFacts {
-  names: string[];
-  notBefore: Date;
-  notAfter: Date;
-  /** ocspUrl is the leaf's OCSP responder (Authority Information Access), if it names one. */
-  ocspUrl: string | undefined;
-  fingerprint256: string;
-}
-
-/** certificateFacts reads the leaf (first certificate) of a PEM chain. */
-export function certificateFacts(certPem: string): CertificateFacts {
-  const leaf = new NodeX509(certPem);
-  const names = (leaf.subjectAltName ?? '')
-    .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4).toLowerCase());
-  const ocsp = /OCSP - URI:(\S+)/.exec(leaf.infoAccess ?? '');
-  return {
-    names,
-    notBefore: new Date(leaf.validFrom),
-    notAfter: new Date(leaf.validTo),
-    ocspUrl: ocsp?.[1],
-    fingerprint256: leaf.fingerprint256,
-  };
-}
+// Kept here too for the callers that already import it from this file.
+export { certificateFacts, type CertificateFacts } from './facts.ts';

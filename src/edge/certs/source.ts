@@ -1,6 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { UserError } from '../../core/index.ts';
-import { certificateFacts } from './self-signed.ts';
+import { certificateFacts } from './facts.ts';
 import type { CertStore, StoredCertificate } from './store.ts';
 
 /**
