@@ -77,6 +77,8 @@ export class StoreControlPlane implements ControlPlaneLink {
   async report(instanceId: string, report: InstanceReport): Promise<void> {
     await this.#store.instances.report(instanceId, report, this.#now());
     this.#onReport?.(instanceId, report);
+    // A control plane in another process (PostgreSQL) hears of it too; failing to tell it only costs time.
+    void this.#store.reportChanges.notify().catch(() => {});
   }
 
   /** notify tells watching agents that desired state changed (a deploy, a restart, a stop). */

@@ -71,6 +71,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   let runtime: RuntimeRole | undefined;
   let edge: EdgeRole | undefined;
   let stopWatching: (() => void) | undefined;
+  let stopReports: (() => Promise<void>) | undefined;
   let backupScheduler: BackupScheduler | undefined;
   try {
     // The agent gets its instances' secrets from this process's vault: a delivery token minted for each
@@ -131,6 +132,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     await runtime.start(() => deployer.nudge());
     // One Deployer per control plane; an agent/edge process never drives deploys (nudge is a no-op then).
     if (control) await deployer.start();
+    // Agents in other processes (PostgreSQL): the Deployer steps as soon as one reports, not at its poll.
+    if (control) stopReports = await store.reportChanges.subscribe(() => deployer.nudge());
     // Scheduled backups and weekly drills of this host's volumes; next times live in the store.
     if (control && runtime.agent) {
       const service = api.backups;
@@ -177,6 +180,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     close(closeOptions = {}) {
       closing ??= (async () => {
         stopWatching?.();
+        await stopReports?.().catch(() => {});
         backupScheduler?.close();
         runtime.drainWith(undefined);
         await edge?.close().catch((e: unknown) => logger.error({ err: e }, 'edge shutdown failed'));

@@ -66,6 +66,7 @@ export class KyselyStore implements Store {
   readonly volumes: VolumeRepo;
   readonly backups: BackupRepo;
   desiredChanges: ChangeSignal = IN_PROCESS_ONLY;
+  reportChanges: ChangeSignal = IN_PROCESS_ONLY;
   readonly #db: Kysely<DB>;
   readonly #tx: WriteGuard | undefined;
   #closed = false;
@@ -109,6 +110,7 @@ export class KyselyStore implements Store {
     return this.#db.transaction().execute((trx) => {
       const tx = new KyselyStore(trx, this.kind, new WriteGuard(trx, this.kind));
       tx.desiredChanges = this.desiredChanges;
+      tx.reportChanges = this.reportChanges;
       return fn(tx);
     });
   }

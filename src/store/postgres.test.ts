@@ -135,7 +135,7 @@ describe('PostgresStore', () => {
     );
   });
 
-  test('desiredChanges: a notify reaches subscribers in other stores on the database, and one that lost its connection is called again once it is back', async () => {
+  test('desiredChanges and reportChanges: a notify reaches subscribers in other stores on the database, and one that lost its connection is called again once it is back', async () => {
     const [a, b] = await Promise.all([PostgresStore.open({ databaseUrl: urlFor(contractDb) }), PostgresStore.open({ databaseUrl: urlFor(contractDb) })]);
     try {
       let heard = 0;
@@ -156,6 +156,16 @@ describe('PostgresStore', () => {
       await waitHeard(3);
       await a.desiredChanges.notify();
       await waitHeard(4);
+
+      // reportChanges is a channel of its own: a report does not wake desired-state listeners.
+      let reports = 0;
+      const stopReports = await a.reportChanges.subscribe(() => reports++);
+      const heardBefore = heard;
+      await b.reportChanges.notify();
+      for (let i = 0; i < 100 && reports === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      assert.equal(reports, 1);
+      assert.equal(heard, heardBefore);
+      await stopReports();
 
       await stop();
       const before = heard;

@@ -35,17 +35,20 @@ export class PostgresStore extends KyselyStore {
   /** target says which server and database this store uses (never the password). */
   readonly target: PostgresTarget;
 
-  readonly #signal: PgChangeSignal;
+  readonly #signals: PgChangeSignal[];
 
-  private constructor(db: Kysely<DB>, target: PostgresTarget, signal: PgChangeSignal) {
+  private constructor(db: Kysely<DB>, target: PostgresTarget, signal: (channel: string) => PgChangeSignal) {
     super(db, 'postgres');
     this.target = target;
-    this.#signal = signal;
-    this.desiredChanges = signal;
+    const desired = signal(DESIRED_CHANNEL);
+    const reports = signal(REPORTS_CHANNEL);
+    this.#signals = [desired, reports];
+    this.desiredChanges = desired;
+    this.reportChanges = reports;
   }
 
   override async close(): Promise<void> {
-    await this.#signal.close();
+    await Promise.all(this.#signals.map((s) => s.close()));
     await super.close();
   }
 
@@ -88,7 +91,8 @@ export class PostgresStore extends KyselyStore {
       throw isUserError(e) || !isConnectionError(e) ? e : unreachable(target, timeoutMs, e);
     }
     options.logger?.info({ ...target }, 'store opened (postgres)');
-    return new PostgresStore(db, target, new PgChangeSignal(pool, { connectionString: options.databaseUrl, connectionTimeoutMillis: timeoutMs, application_name: 'ward', types }, DESIRED_CHANNEL, options.logger));
+    const listenConfig: ClientConfig = { connectionString: options.databaseUrl, connectionTimeoutMillis: timeoutMs, application_name: 'ward', types };
+    return new PostgresStore(db, target, (channel) => new PgChangeSignal(pool, listenConfig, channel, options.logger));
   }
 }
 
@@ -154,12 +158,14 @@ function unreachable(t: PostgresTarget, timeoutMs: number, e: unknown): UserErro
   });
 }
 
-/** DESIRED_CHANNEL is the NOTIFY channel of Store.desiredChanges (a fixed identifier, never user input). */
+/** The NOTIFY channels of Store.desiredChanges and Store.reportChanges (fixed identifiers, never user input). */
 const DESIRED_CHANNEL = 'ward_desired';
+const REPORTS_CHANNEL = 'ward_reports';
 
 /**
- * PgChangeSignal is a ChangeSignal over LISTEN/NOTIFY: notify through the pool, and one dedicated
- * connection that LISTENs while anyone subscribes. When that connection fails it is opened again (1 s,
+ * PgChangeSignal is a ChangeSignal over LISTEN/NOTIFY on one channel: notify through the pool, and one
+ * dedicated connection that LISTENs while anyone subscribes (a process subscribes to what it acts on:
+ * agents and edges to desired state, the control plane to reports). When that connection fails it is opened again (1 s,
  * then doubling to 30 s) and every subscriber is called once, for what it may have missed meanwhile.
  */
 class PgChangeSignal implements ChangeSignal {

@@ -51,6 +51,11 @@ export interface Store {
    * owns the file, which tells its own parts directly; this does nothing.
    */
   readonly desiredChanges: ChangeSignal;
+  /**
+   * reportChanges tells the control plane in another process that an agent reported an instance's state
+   * (started, healthy, exited), so its Deployer takes the next step at once instead of at its poll.
+   */
+  readonly reportChanges: ChangeSignal;
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
   /** ping checks the database answers; it throws when it does not. */
   ping(): Promise<void>;
