@@ -75,6 +75,8 @@ export interface EdgeClusterOptions {
   log?: EdgeLog;
   /** accessLog receives the workers' access-log entries (config.accessLog 'primary'). */
   accessLog?: AccessLogSink;
+  /** onWorkerReady is told when a worker listens (at start, and each replacement). */
+  onWorkerReady?: (pid: number | undefined) => void;
   /** onWorkerExit is told when a worker dies unexpectedly (it is restarted). */
   onWorkerExit?: (pid: number | undefined, code: number | null, signal: string | null) => void;
 }
@@ -174,6 +176,7 @@ export class EdgeCluster {
     return new Promise((resolve, reject) => {
       const onMessage = (m: PrimaryMessage) => {
         if (m?.type === 'ward-edge:ready') {
+          this.#o.onWorkerReady?.(worker.process.pid);
           resolve();
         } else if (m?.type === 'ward-edge:error') {
           reject(m.code ? new UserError(m.code as 'listen_failed', m.message, m.hint ? { hint: m.hint } : {}) : new Error(`edge worker failed to start: ${m.message}`));

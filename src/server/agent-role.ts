@@ -185,6 +185,18 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
   const withWireGuard = Boolean(meshSync && meshNetwork && (options.wireguard ?? !options.network));
   let unwatchMesh: (() => void) | undefined;
   let unsubscribeDesired: (() => Promise<void>) | undefined;
+  /** tellLocal tells this process's parts that desired state changed: the edge first (its reload, a
+   * bluegreen switch, should be under way before the agent stops anything), then the agent. */
+  const tellLocal = (): void => {
+    for (const fn of changed) {
+      try {
+        fn();
+      } catch (e) {
+        logger.error({ err: e }, 'desired-state listener failed');
+      }
+    }
+    link.notify();
+  };
   let hostId: string | undefined;
   return {
     agent,
@@ -198,15 +210,7 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
       uploadDir: join(config.dataDir, 'uploads'),
       ...(options.maxUploadBytes ? { maxUploadBytes: options.maxUploadBytes } : {}),
       onDesiredChange: () => {
-        // The edge first: its reload (a bluegreen switch) should be under way before agents stop anything.
-        for (const fn of changed) {
-          try {
-            fn();
-          } catch (e) {
-            logger.error({ err: e }, 'desired-state listener failed');
-          }
-        }
-        link.notify();
+        tellLocal();
         // Other processes on this database (agents and edges of split roles, other hosts) hear it too.
         void store.desiredChanges.notify().catch((e: unknown) => logger.warn({ err: e }, 'desired-state change not signalled to other processes'));
       },
@@ -238,16 +242,7 @@ export function prepareRuntime(config: ServerConfig, store: Store, logger: Logge
       // A change made by a control plane in another process (PostgreSQL): this process's agent and edge
       // act on it now rather than at their next poll. Only the local listeners: never signalled back.
       if (agent || config.roles.includes('edge')) {
-        unsubscribeDesired = await store.desiredChanges.subscribe(() => {
-          for (const fn of changed) {
-            try {
-              fn();
-            } catch (e) {
-              logger.error({ err: e }, 'desired-state listener failed');
-            }
-          }
-          link.notify();
-        });
+        unsubscribeDesired = await store.desiredChanges.subscribe(tellLocal);
       }
     },
     async close(opts = {}) {
