@@ -49,7 +49,7 @@ export interface SerializedCertificate {
 
 /** WorkerMessage is a message from the primary to a worker. */
 export type WorkerMessage =
-  | { type: 'ward-edge:init'; config: WorkerConfig; routes: RouteSnapshot; certificates: SerializedCertificate[] }
+  | { type: 'ward-edge:init'; config: WorkerConfig; routes: RouteSnapshot; certificates: SerializedCertificate[]; challenges: ChallengeChange[] }
   | { type: 'ward-edge:routes'; ref: number; routes: RouteSnapshot }
   | { type: 'ward-edge:certificates'; certificates: SerializedCertificate[] }
   | { type: 'ward-edge:challenge'; change: ChallengeChange }
@@ -122,6 +122,8 @@ export class EdgeCluster {
   #config: WorkerConfig;
   #routes: RouteSnapshot;
   #certificates: SerializedCertificate[];
+  /** Pending ACME challenges, so a worker started in the middle of a validation answers it too. */
+  readonly #challenges = new Map<string, ChallengeChange>();
   #started = false;
   #stopping = false;
   #ref = 0;
@@ -189,7 +191,7 @@ export class EdgeCluster {
         }
       };
       worker.on('message', onMessage);
-      worker.once('online', () => this.#send(worker, { type: 'ward-edge:init', config: this.#config, routes: this.#routes, certificates: this.#certificates }));
+      worker.once('online', () => this.#send(worker, { type: 'ward-edge:init', config: this.#config, routes: this.#routes, certificates: this.#certificates, challenges: [...this.#challenges.values()] }));
       worker.once('exit', (code, signal) => {
         this.#workers.delete(worker);
         worker.off('message', onMessage);
@@ -230,6 +232,10 @@ export class EdgeCluster {
 
   /** applyChallenge mirrors a pending ACME challenge to every worker (subscribe it to the ChallengeStore). */
   applyChallenge(change: ChallengeChange): void {
+    const key = change.kind === 'http-01' ? `http-01 ${change.token}` : `tls-alpn-01 ${change.name.toLowerCase()}`;
+    const removed = change.kind === 'http-01' ? change.keyAuthorization === undefined : change.keyPem === undefined || change.certPem === undefined;
+    if (removed) this.#challenges.delete(key);
+    else this.#challenges.set(key, change);
     this.#broadcast({ type: 'ward-edge:challenge', change });
   }
 

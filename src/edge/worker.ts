@@ -80,6 +80,7 @@ process.on('message', (m: WorkerMessage) => {
   void (async () => {
     switch (m?.type) {
       case 'ward-edge:init': {
+        for (const change of m.challenges) challenges.apply(change);
         const registry = new Registry();
         // Constructing one is what makes prom-client answer the primary's requests for metrics here.
         new AggregatorRegistry();

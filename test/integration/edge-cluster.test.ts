@@ -91,8 +91,12 @@ describe('EdgeCluster (two worker processes)', { timeout: 60_000 }, () => {
     assert.equal(await servedCertificate(https!.port, 'unknown.test'), await fingerprint(defaultCert), 'an unknown name gets the default certificate');
   });
 
-  test('a killed worker is replaced, and the new one has the current routes and certificates', async () => {
+  test('a killed worker is replaced, and the new one has the current routes, certificates and pending ACME challenges', async () => {
     const { http, https } = cluster.addresses();
+    // An ACME validation under way: the replacement must answer the pending challenge too.
+    cluster.applyChallenge({ kind: 'http-01', token: 'tok-1', keyAuthorization: 'tok-1.thumb' });
+    cluster.applyChallenge({ kind: 'http-01', token: 'tok-gone', keyAuthorization: 'tok-gone.thumb' });
+    cluster.applyChallenge({ kind: 'http-01', token: 'tok-gone', keyAuthorization: undefined });
     const [victim, survivor] = cluster.pids;
     process.kill(victim!, 'SIGKILL');
     const replacement = await waitFor('the replacement worker', () => cluster.pids.length === 2 && !cluster.pids.includes(victim!) && cluster.pids.find((p) => p !== survivor));
@@ -103,6 +107,9 @@ describe('EdgeCluster (two worker processes)', { timeout: 60_000 }, () => {
     const served = new Set<string>();
     for (let i = 0; i < 24; i++) {
       assert.equal((await request1(http!.port, { host: 'two.test' })).status, 200);
+      const challenge = await request1(http!.port, { host: 'two.test', path: '/.well-known/acme-challenge/tok-1' });
+      assert.deepEqual([challenge.status, challenge.body], [200, 'tok-1.thumb']);
+      assert.equal((await request1(http!.port, { host: 'nowhere.test', path: '/.well-known/acme-challenge/tok-gone' })).status, 404);
       served.add(await servedCertificate(https!.port, 'two.test'));
     }
     assert.equal(served.size, 1, 'one certificate from every worker');
