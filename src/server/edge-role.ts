@@ -166,8 +166,17 @@ export async function startEdgeRole(config: ServerConfig, store: Store, options:
       ...(accessLog ? { accessLog } : {}),
       onWorkerExit: (pid, code, signal) => log.error({ worker_pid: pid, code, signal }, 'edge worker exited; starting another'),
     });
-    // The primary keeps certificates and challenges; every change goes to every worker.
-    cache.subscribe(() => c.setCertificates(cache.entries().map((e) => ({ name: e.name, names: e.names, certPem: e.material.cert, keyPem: e.material.key, notAfter: e.material.notAfter }))));
+    // The primary keeps certificates and challenges; every change goes to every worker. The certificate
+    // set goes whole, once per burst of changes (loading N certificates is one message, not N).
+    let sending = false;
+    cache.subscribe(() => {
+      if (sending) return;
+      sending = true;
+      setImmediate(() => {
+        sending = false;
+        c.setCertificates(cache.entries().map((e) => ({ name: e.name, names: e.names, certPem: e.material.cert, keyPem: e.material.key, notAfter: e.material.notAfter })));
+      });
+    });
     challenges.subscribe((change) => c.applyChallenge(change));
     options.addMetrics?.(() => c.metrics());
     edgeCluster = c;
