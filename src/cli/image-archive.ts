@@ -8,6 +8,7 @@ import { createReadStream } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { UserError } from '../core/index.ts';
+// tar.ts alone: the images index would load the image store and registry client into every command.
 import { writeTar } from '../agent/runtime/images/tar.ts';
 
 export interface LocalImage {

@@ -13,4 +13,8 @@ export { jsonLinesSink, NULL_ACCESS_LOG } from './access-log.ts';
 export type { AccessLogEntry, AccessLogSink } from './access-log.ts';
 export { ALPN_ACME, ALPN_H2, ALPN_HTTP1, TLS_CIPHERS, TLS_GROUPS, tlsPolicyOptions } from './tls-policy.ts';
 export type { Listen } from './tcp.ts';
+export { EdgeCluster } from './cluster.ts';
+export type { EdgeClusterOptions, WorkerConfig } from './cluster.ts';
+export { routeTableFromSnapshot, snapshotRoutes } from './snapshot.ts';
+export type { RouteSnapshot } from './snapshot.ts';
 export * from './certs/index.ts';

@@ -26,11 +26,14 @@ import {
   CertManager,
   ChallengeStore,
   Edge,
+  EdgeCluster,
   copyCertStore,
   FileCertStore,
   LocalCaIssuer,
   localCaDir,
   routesFromApps,
+  selfSignedCertificate,
+  snapshotRoutes,
   StaticUpstreamSource,
   StoreCertStore,
   StoreIssuanceLock,
@@ -41,9 +44,6 @@ import {
   type RouteSource,
   type Upstream,
 } from '../edge/index.ts';
-import { EdgeCluster } from '../edge/cluster.ts';
-import { selfSignedCertificate } from '../edge/certs/self-signed.ts';
-import { snapshotRoutes } from '../edge/snapshot.ts';
 import { JournalAccessLog, type JournalTarget } from './edge-access-log.ts';
 
 /** AUTO_MAX_EDGE_WORKERS caps edge_workers = auto on machines with many cores (set a number to go past it). */

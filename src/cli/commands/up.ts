@@ -5,6 +5,7 @@ import { request } from 'node:https';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isUserError, UserError } from '../../core/index.ts';
+// server-config.ts alone: the config index would load the app-config schema (zod) into every command.
 import { formatListen, parseListen, type Listen } from '../../config/server-config.ts';
 import { processExists as alive, start } from '../../exec/index.ts';
 import type { SignupAnswer, LoginAnswer } from '../api-types.ts';
