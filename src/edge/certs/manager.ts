@@ -18,7 +18,7 @@ export interface CertManagerOptions {
   /** random returns [0, 1) (tests pin it). */
   random?: () => number;
   log?: CertManagerLog;
-  /** onIssued is told of each new certificate (cluster primaries tell their workers to reload). */
+  /** onIssued is told of each new certificate (the cache it fills tells its own subscribers, such as an EdgeCluster). */
   onIssued?: (cert: StoredCertificate) => void;
   /** onExpiry reports each certificate's expiry for metrics. */
   onExpiry?: (name: string, notAfter: Date) => void;
