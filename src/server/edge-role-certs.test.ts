@@ -5,17 +5,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { resolveServerConfig } from '../config/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { ephemeralSealingKeys } from '../secrets/index.ts';
 import { HealthRegistry } from '../agent/health/index.ts';
 import { appConfig, placeRelease, seedStore, waitFor } from '../agent/testing.ts';
-import { aesGcmSealer, FileCertStore, IssuanceError, selfSignedCertificate, storedFromPem } from '../edge/index.ts';
-import { startEdgeRole, type EdgeRole } from './edge-role.ts';
+import { aesGcmSealer, FileCertStore, selfSignedCertificate, storedFromPem } from '../edge/index.ts';
+import type { EdgeRole } from './edge-role.ts';
+import { roleGet, startTestEdgeRole } from './edge-role-testing.ts';
 
 const IMAGE = { digest: `sha256:${'a'.repeat(64)}` } as never;
 
@@ -28,17 +27,7 @@ describe('edge role: certificates in the store, and the server domain', () => {
   const health = new HealthRegistry();
   let imported = '';
 
-  const get = (host: string) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: role.addresses().http!.port, path: '/', headers: { host }, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const get = (host: string) => roleGet(role, host);
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ward-edge-role-certs-'));
@@ -55,18 +44,7 @@ describe('edge role: certificates in the store, and the server domain', () => {
     const old = storedFromPem(kc.certPem, kc.keyPem, 'manual');
     await files.putCertificate(old);
     await files.putStatus({ name: old.name, state: 'valid', notAfter: old.notAfter.toISOString(), renewAt: undefined, lastAttemptAt: undefined, lastError: undefined, failures: 0, nextAttemptAt: undefined });
-    const config = resolveServerConfig({
-      flags: { 'data-dir': data, roles: 'control,edge', 'http-listen': '127.0.0.1:0', 'https-listen': '127.0.0.1:0', 'log-level': 'silent', domain: 'Apps.Ward.Test' },
-      env: {},
-      cwd: process.cwd(),
-    });
-    role = await startEdgeRole(config, store, {
-      health,
-      sealing,
-      logger: pino({ level: 'silent' }),
-      refreshMs: 100,
-      issuer: { issue: async () => Promise.reject(new IssuanceError('no CA in this test')) },
-    });
+    role = await startTestEdgeRole(data, store, { health, refreshMs: 100, sealing, flags: { domain: 'Apps.Ward.Test' } });
   });
 
   after(async () => {

@@ -6,19 +6,16 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
-import { resolveServerConfig } from '../config/index.ts';
 import { openStore, type Store } from '../store/index.ts';
 import { toTimestamp } from '../core/index.ts';
-import { ephemeralSealingKeys } from '../secrets/index.ts';
 import { HealthRegistry } from '../agent/health/index.ts';
 import { appConfig, placeRelease, seedStore, waitFor } from '../agent/testing.ts';
-import { IssuanceError } from '../edge/index.ts';
-import { startEdgeRole, type EdgeRole } from './edge-role.ts';
+import type { EdgeRole } from './edge-role.ts';
+import { roleGet, startTestEdgeRole } from './edge-role-testing.ts';
 
 const IMAGE = { digest: `sha256:${'a'.repeat(64)}` } as never;
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -31,17 +28,7 @@ describe('edge role', () => {
   let role: EdgeRole;
   const health = new HealthRegistry();
 
-  const get = (host: string, path = '/') =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: role.addresses().http!.port, path, headers: { host }, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const get = (host: string, path = '/') => roleGet(role, host, path);
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ward-edge-role-'));
@@ -49,18 +36,7 @@ describe('edge role', () => {
     backend = createServer((req, res) => res.end(`backend ${req.headers.host}`));
     await new Promise<void>((r) => backend.listen(0, '127.0.0.1', r));
     backendPort = (backend.address() as { port: number }).port;
-    const config = resolveServerConfig({
-      flags: { 'data-dir': join(dir, 'data'), roles: 'control,edge', 'http-listen': '127.0.0.1:0', 'https-listen': '127.0.0.1:0', 'log-level': 'silent' },
-      env: {},
-      cwd: process.cwd(),
-    });
-    role = await startEdgeRole(config, store, {
-      health,
-      sealing: ephemeralSealingKeys(),
-      logger: pino({ level: 'silent' }),
-      refreshMs: 100,
-      issuer: { issue: async () => Promise.reject(new IssuanceError('no CA in this test')) },
-    });
+    role = await startTestEdgeRole(join(dir, 'data'), store, { health, refreshMs: 100 });
   });
 
   after(async () => {
@@ -150,17 +126,7 @@ for (const workers of ['1', '2']) describe(`edge role: draining and the bluegree
     backends.push(b);
     return b;
   };
-  const get = (host: string, path = '/') =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port: role.addresses().http!.port, path, headers: { host }, agent: false }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
+  const get = (host: string, path = '/') => roleGet(role, host, path);
   const release = async (appId: string, version: number, strategy: 'immediate' | 'bluegreen', config: unknown) => {
     const now = toTimestamp(new Date());
     const r = { id: `rel_${version}${Math.random().toString(36).slice(2, 10)}`, appId, version, imageRef: DIGEST, imageDigest: DIGEST, config: JSON.stringify(config), secretsVersion: null, strategy, status: 'running' as const, reason: null, createdBy: null, createdAt: now, updatedAt: now };
@@ -174,19 +140,8 @@ for (const workers of ['1', '2']) describe(`edge role: draining and the bluegree
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'ward-edge-drain-'));
     store = await openStore({ dataDir: join(dir, 'data') });
-    const config = resolveServerConfig({
-      flags: { 'data-dir': join(dir, 'data'), roles: 'control,edge', 'http-listen': '127.0.0.1:0', 'https-listen': '127.0.0.1:0', 'log-level': 'silent', 'edge-workers': workers },
-      env: {},
-      cwd: process.cwd(),
-    });
     // A slow refresh: every change below must come from refresh() (the Deployer's event) or drain().
-    role = await startEdgeRole(config, store, {
-      health,
-      sealing: ephemeralSealingKeys(),
-      logger: pino({ level: 'silent' }),
-      refreshMs: 60_000,
-      issuer: { issue: async () => Promise.reject(new IssuanceError('no CA in this test')) },
-    });
+    role = await startTestEdgeRole(join(dir, 'data'), store, { health, refreshMs: 60_000, flags: { 'edge-workers': workers } });
   });
 
   after(async () => {
