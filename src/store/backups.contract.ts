@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId } from '../core/index.ts';
-import { anApp, anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
-import { aHost } from './runtime.contract.ts';
+import { aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
+import { seedOrgAppHost } from './runtime.contract.ts';
 import { aVolume } from './volumes.contract.ts';
 import type { BackupPolicyRecord, BackupRunRecord, BackupTargetRecord, Store, VolumeRecord } from './types.ts';
 
@@ -54,12 +54,7 @@ export function runBackupsContract(name: string, makeStore: StoreFactory): void 
 
     beforeEach(async () => {
       ({ store, cleanup } = await makeStore());
-      const org = anOrg();
-      await store.orgs.create(org);
-      const app = anApp(org.id);
-      await store.apps.create(app);
-      const host = aHost();
-      await store.hosts.register(host);
+      const { org, app, host } = await seedOrgAppHost(store);
       orgId = org.id;
       appId = app.id;
       volume = aVolume(orgId, appId, host.id, 'pgdata', { sizeBytes: 1024 ** 3, wrappedKey: 'k1.w' });

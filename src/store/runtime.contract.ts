@@ -11,6 +11,17 @@ const T2 = '2026-03-01T11:00:00.456Z';
 
 let seq = 0;
 
+/** seedOrgAppHost creates an org, an app in it and a host: what most repos' rows hang from. */
+export async function seedOrgAppHost(store: Store): Promise<{ org: ReturnType<typeof anOrg>; app: ReturnType<typeof anApp>; host: Host }> {
+  const org = anOrg();
+  await store.orgs.create(org);
+  const app = anApp(org.id);
+  await store.apps.create(app);
+  const host = aHost();
+  await store.hosts.register(host);
+  return { org, app, host };
+}
+
 export function aHost(over: Partial<Host> = {}): Host {
   seq += 1;
   return {
@@ -66,14 +77,8 @@ export function runRuntimeContract(name: string, makeStore: StoreFactory): void 
 
     async function seed() {
       const user = aUser();
-      const org = anOrg();
       await store.users.create(user);
-      await store.orgs.create(org);
-      const app = anApp(org.id);
-      await store.apps.create(app);
-      const host = aHost();
-      await store.hosts.register(host);
-      return { user, org, app, host };
+      return { user, ...(await seedOrgAppHost(store)) };
     }
 
     describe('hosts', () => {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { newId } from '../core/index.ts';
-import { anApp, anOrg, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
-import { aHost } from './runtime.contract.ts';
+import { anApp, aUser, rejectsConflict, type StoreFactory } from './store.contract.ts';
+import { aHost, seedOrgAppHost } from './runtime.contract.ts';
 import type { Store, VolumeRecord } from './types.ts';
 
 const T0 = '2026-03-01T10:00:00.000Z';
@@ -40,12 +40,7 @@ export function runVolumesContract(name: string, makeStore: StoreFactory): void 
 
     beforeEach(async () => {
       ({ store, cleanup } = await makeStore());
-      const org = anOrg();
-      await store.orgs.create(org);
-      const app = anApp(org.id);
-      await store.apps.create(app);
-      const host = aHost();
-      await store.hosts.register(host);
+      const { org, app, host } = await seedOrgAppHost(store);
       orgId = org.id;
       appId = app.id;
       hostId = host.id;
