@@ -68,54 +68,18 @@ after(async () => {
   });
 });
 
-runStoreContract('PostgresStore', async () => {
+/**
+ * freshStore opens a store on the contract database, emptied first (one database per run: creating one
+ * per test costs far more). `tables` names what to empty.
+ */
+const freshStore = (tables = `${TABLES} cascade`) => async () => {
   const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  // One database per run, emptied before each test: creating a database per test costs far more.
-  await query(contractDb, `truncate ${TABLES} cascade`);
+  await query(contractDb, `truncate ${tables}`);
   return { store, cleanup: () => store.close() };
-});
+};
 
-runIdentityContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, `truncate ${TABLES} cascade`);
-  return { store, cleanup: () => store.close() };
-});
-
-runSecretsContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, `truncate ${TABLES} cascade`);
-  return { store, cleanup: () => store.close() };
-});
-
-runRuntimeContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, `truncate ${TABLES} cascade`);
-  return { store, cleanup: () => store.close() };
-});
-
-runVolumesContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, `truncate ${TABLES} cascade`);
-  return { store, cleanup: () => store.close() };
-});
-
-runBackupsContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, `truncate ${TABLES} cascade`);
-  return { store, cleanup: () => store.close() };
-});
-
-runNetworkContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, `truncate ${TABLES} cascade`);
-  return { store, cleanup: () => store.close() };
-});
-
-runCertsContract('PostgresStore', async () => {
-  const store = await PostgresStore.open({ databaseUrl: urlFor(contractDb) });
-  await query(contractDb, 'truncate edge_certificates, edge_cert_status, acme_accounts, edge_cert_owners, edge_issuance_locks');
-  return { store, cleanup: () => store.close() };
-});
+for (const run of [runStoreContract, runIdentityContract, runSecretsContract, runRuntimeContract, runVolumesContract, runBackupsContract, runNetworkContract]) run('PostgresStore', freshStore());
+runCertsContract('PostgresStore', freshStore('edge_certificates, edge_cert_status, acme_accounts, edge_cert_owners, edge_issuance_locks'));
 
 describe('PostgresStore', () => {
   test('two stores opening a fresh database at once both succeed; each migration is applied once', async () => {

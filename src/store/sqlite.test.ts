@@ -30,7 +30,8 @@ async function freshDir(): Promise<string> {
   return mkdtemp(join(root, 'd-'));
 }
 
-runStoreContract('SqliteStore (file)', async () => {
+/** fileStore opens a store in a fresh data directory, removed with it. */
+const fileStore = async () => {
   const dir = await freshDir();
   const store = await SqliteStore.open({ dataDir: dir });
   return {
@@ -40,91 +41,11 @@ runStoreContract('SqliteStore (file)', async () => {
       await rm(dir, { recursive: true, force: true });
     },
   };
-});
+};
 
-runIdentityContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-runSecretsContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-runRuntimeContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-runVolumesContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-runBackupsContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-runNetworkContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
-
-runCertsContract('SqliteStore (file)', async () => {
-  const dir = await freshDir();
-  const store = await SqliteStore.open({ dataDir: dir });
-  return {
-    store,
-    cleanup: async () => {
-      await store.close();
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
-});
+for (const run of [runStoreContract, runIdentityContract, runSecretsContract, runRuntimeContract, runVolumesContract, runBackupsContract, runNetworkContract, runCertsContract]) {
+  run('SqliteStore (file)', fileStore);
+}
 
 runStoreContract('SqliteStore (:memory:)', async () => {
   const store = await SqliteStore.open({ file: ':memory:' });
