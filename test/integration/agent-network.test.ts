@@ -4,38 +4,19 @@
 // (another org's app is NXDOMAIN), and an instance reaches its own org's instances and nothing of the
 // other org's.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { wireGuardPublicKey } from '../../src/core/index.ts';
 import { deriveOrgPrefix, hostSlice, parseOrgPrefix, peopleSlice, prefixContains } from '../../src/agent/network/index.ts';
 import { gateway6 } from '../../src/agent/network/addresses.ts';
 import { cannotRunContainers } from './runtime-harness.ts';
 import { settled, shellImage, startNode, waitFor, type WardNode } from './agent-fixture.ts';
+import { ward } from '../e2e/ward-cli.ts';
 
 const skip = cannotRunContainers();
 
-const WARD = join(resolve(dirname(fileURLToPath(import.meta.url)), '../..'), 'bin/ward.ts');
-
-/** ward runs the real CLI as a subprocess. */
-function ward(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [WARD, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
 
 const SERVE = 'echo ok > /tmp/index.html; exec /bin/busybox httpd -f -p 8080 -h /tmp';
 

@@ -14,42 +14,10 @@ import { run } from '../../src/exec/index.ts';
 import { deriveOrgPrefix, formatPrefix, hostSlice, parseOrgPrefix, peopleSlice, type OrgView } from '../../src/agent/network/index.ts';
 import { buildNetworkMap } from '../../src/agent/network/mesh.ts';
 import { TYPE_AAAA, TYPE_TXT, TYPE_A, RCODE_NXDOMAIN, RCODE_NOERROR } from '../../src/agent/network/dns/codec.ts';
-import { NetLab, PEER_PORT, cannotRunNetworkTests, type Host, type Instance, type Rpc } from './network/lab.ts';
+import { NetLab, PEER_PORT, cannotRunNetworkTests, matrix, type Case, type Host, type Instance, type Probe, type Rpc } from './network/lab.ts';
 import { arpFrame, neighbourAdvertFrame, routerAdvertFrame, sendFramesArgv, udp4Frame, udp6Frame } from './network/frames.ts';
 
 const skip = cannotRunNetworkTests();
-
-type Probe = { proto: 'tcp' | 'udp'; host: string; port: number };
-interface Case {
-  from: string;
-  src: Rpc;
-  to: string;
-  host: string;
-  port?: number;
-  allowed: boolean;
-}
-
-/** matrix runs every case (each source's probes in parallel) and lists every wrong outcome. */
-async function matrix(cases: Case[], timeoutMs = 700): Promise<string[]> {
-  const bySource = new Map<Rpc, { c: Case; p: Probe }[]>();
-  for (const c of cases) {
-    for (const proto of ['tcp', 'udp'] as const) {
-      const list = bySource.get(c.src) ?? [];
-      list.push({ c, p: { proto, host: c.host, port: c.port ?? PEER_PORT } });
-      bySource.set(c.src, list);
-    }
-  }
-  const wrong: string[] = [];
-  await Promise.all(
-    [...bySource].map(async ([src, list]) => {
-      const results = await src.call<boolean[]>('probe', { probes: list.map((x) => x.p), timeoutMs });
-      list.forEach(({ c, p }, i) => {
-        if (results[i] !== c.allowed) wrong.push(`${c.from} → ${c.to} (${p.proto} ${p.host} ${p.port}): expected ${c.allowed ? 'allowed' : 'blocked'}, was ${results[i] ? 'allowed' : 'blocked'}`);
-      });
-    }),
-  );
-  return wrong.sort();
-}
 
 describe('private network on one host', { skip, timeout: 240_000 }, () => {
   const lab = new NetLab();

@@ -266,3 +266,41 @@ export class NetLab {
     return out;
   }
 }
+
+/** Probe is one connection attempt a peer makes: TCP connect, or a UDP datagram it expects echoed. */
+export type Probe = { proto: 'tcp' | 'udp'; host: string; port: number };
+
+/** Case is one expected outcome of the reachability matrix: from `src` to host:port, allowed or not. */
+export interface Case {
+  from: string;
+  src: Rpc;
+  to: string;
+  host: string;
+  port?: number;
+  allowed: boolean;
+}
+
+/**
+ * matrix probes every case over TCP and UDP (each source's probes in parallel) and lists every wrong
+ * outcome, both ways: what should be blocked and got through, and what should get through and did not.
+ */
+export async function matrix(cases: Case[], timeoutMs = 700): Promise<string[]> {
+  const bySource = new Map<Rpc, { c: Case; p: Probe }[]>();
+  for (const c of cases) {
+    for (const proto of ['tcp', 'udp'] as const) {
+      const list = bySource.get(c.src) ?? [];
+      list.push({ c, p: { proto, host: c.host, port: c.port ?? PEER_PORT } });
+      bySource.set(c.src, list);
+    }
+  }
+  const wrong: string[] = [];
+  await Promise.all(
+    [...bySource].map(async ([src, list]) => {
+      const results = await src.call<boolean[]>('probe', { probes: list.map((x) => x.p), timeoutMs });
+      list.forEach(({ c, p }, i) => {
+        if (results[i] !== c.allowed) wrong.push(`${c.from} → ${c.to} (${p.proto} ${p.host} ${p.port}): expected ${c.allowed ? 'allowed' : 'blocked'}, was ${results[i] ? 'allowed' : 'blocked'}`);
+      });
+    }),
+  );
+  return wrong.sort();
+}

@@ -9,11 +9,9 @@
 // Everything is removed afterwards, even on failure (NetLab.cleanup), and the after-hook checks it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { newId, newPlacement, toTimestamp } from '../../../src/core/index.ts';
 import { run, start } from '../../../src/exec/index.ts';
 import { resolveServerConfig } from '../../../src/config/index.ts';
@@ -21,60 +19,12 @@ import { startServer, type RunningServer } from '../../../src/server/index.ts';
 import { deriveOrgPrefix, formatPrefix, hostSlice, parseOrgPrefix, peopleSlice, prefixContains, type Attachment, type OrgView } from '../../../src/agent/network/index.ts';
 import { RCODE_NXDOMAIN, TYPE_AAAA } from '../../../src/agent/network/dns/codec.ts';
 import { aRelease } from '../../../src/store/runtime.contract.ts';
-import { NetLab, PEER_PORT, cannotRunNetworkTests, type Host, type Instance, type Rpc } from './lab.ts';
+import { NetLab, cannotRunNetworkTests, matrix, type Case, type Host, type Instance, type Rpc } from './lab.ts';
+import { ward } from '../../e2e/ward-cli.ts';
 
 const skip = cannotRunNetworkTests();
-const WARD = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'bin/ward.ts');
 const PASSWORD = 'correct horse battery staple';
 const CUSTOM_PREFIX = 'fd5e:1c2d:3b4a::/48';
-
-/** ward runs the real CLI as a subprocess. */
-function ward(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, reject) => {
-    const child = spawn(process.execPath, [WARD, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      done({ code, stdout, stderr });
-    });
-  });
-}
-
-interface Case {
-  from: string;
-  src: Rpc;
-  to: string;
-  host: string;
-  port?: number;
-  allowed: boolean;
-}
-
-/** matrix probes every case over TCP and UDP and lists every wrong outcome, both ways. */
-async function matrix(cases: Case[], timeoutMs: number): Promise<string[]> {
-  const bySource = new Map<Rpc, { c: Case; p: { proto: 'tcp' | 'udp'; host: string; port: number } }[]>();
-  for (const c of cases) {
-    for (const proto of ['tcp', 'udp'] as const) {
-      const list = bySource.get(c.src) ?? [];
-      list.push({ c, p: { proto, host: c.host, port: c.port ?? PEER_PORT } });
-      bySource.set(c.src, list);
-    }
-  }
-  const wrong: string[] = [];
-  await Promise.all(
-    [...bySource].map(async ([src, list]) => {
-      const results = await src.call<boolean[]>('probe', { probes: list.map((x) => x.p), timeoutMs });
-      list.forEach(({ c, p }, i) => {
-        if (results[i] !== c.allowed) wrong.push(`${c.from} → ${c.to} (${p.proto} ${p.host} ${p.port}): expected ${c.allowed ? 'allowed' : 'blocked'}, was ${results[i] ? 'allowed' : 'blocked'}`);
-      });
-    }),
-  );
-  return wrong.sort();
-}
 
 describe('WireGuard mesh and people from the control plane (two agents on one store)', { skip, timeout: 300_000 }, () => {
   const lab = new NetLab();
