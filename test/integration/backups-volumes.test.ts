@@ -6,8 +6,8 @@
 // (mounts, loop devices) and python3 for fscrypt; every mount and loop device is removed afterwards.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,9 +19,8 @@ import { AppKeys, ephemeralKeyProvider } from '../../src/secrets/index.ts';
 import { newLogger } from '../../src/server/index.ts';
 import { VolumeKeyService, type VolumeHost } from '../../src/services/index.ts';
 import { VolumeManager } from '../../src/agent/index.ts';
-import { mountPoints } from '../../src/agent/volumes/mounts.ts';
+import { removeVolumeRoot } from '../fixtures/volumes.ts';
 import { tmpfsScratch, treeDigestOf } from '../../src/backups/index.ts';
-import { run } from '../../src/exec/index.ts';
 import { scanFiles } from './canary-scan.ts';
 
 const skip = process.getuid?.() !== 0 ? 'needs root (loop devices, mounts)' : !existsSync('/usr/bin/python3') ? '/usr/bin/python3 is missing: run scripts/bootstrap' : false;
@@ -71,14 +70,8 @@ describe('backups of encrypted volumes', { skip, timeout: 300_000 }, () => {
   after(async () => {
     const errors: unknown[] = [];
     await api?.close().catch((e: unknown) => errors.push(e));
-    if (root) {
-      const mine = mountPoints(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.startsWith(`${root}/`)).reverse();
-      for (const m of mine) await run(['umount', '--lazy', m], { allowFailure: true }).catch((e: unknown) => errors.push(e));
-    }
     await store?.close().catch(() => {});
-    if (root) await rm(root, { recursive: true, force: true });
-    const loops = (await run(['losetup', '--list', '--noheadings', '--output', 'BACK-FILE'], { allowFailure: true })).stdout;
-    if (root && loops.includes(root)) errors.push(new Error(`loop devices left behind: ${loops}`));
+    if (root) errors.push(...(await removeVolumeRoot(root)));
     if (errors.length) throw new AggregateError(errors, 'backups-volumes cleanup failed');
   });
 

@@ -9,8 +9,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { newId, systemClock, UserError, type Instance } from '../../src/core/index.ts';
@@ -20,7 +20,7 @@ import { generateAuditKey } from '../../src/audit/chain.ts';
 import { AppKeys, ephemeralKeyProvider } from '../../src/secrets/index.ts';
 import { SEALED_WITH_APP_DATA_KEY, sealVolumeKey, VolumeKeyService, volumeKeyRef } from '../../src/services/index.ts';
 import { assignedRelease, VolumeManager, volumesHook, type Assignment, type HookContext } from '../../src/agent/index.ts';
-import { mountPoints } from '../../src/agent/volumes/mounts.ts';
+import { removeVolumeRoot } from '../fixtures/volumes.ts';
 import type { Image } from '../../src/agent/runtime/index.ts';
 import { anApp, anOrg } from '../../src/store/store.contract.ts';
 import { aHost, aRelease, anInstance } from '../../src/store/runtime.contract.ts';
@@ -128,16 +128,9 @@ describe('encrypted volumes in crun instances', { skip, timeout: 300_000 }, () =
   after(async () => {
     const errors: unknown[] = [];
     await h.cleanup().catch((e: unknown) => errors.push(e));
-    // Every mount under our root (volumes, and the look without a key below), deepest first.
-    if (root) {
-      const mine = mountPoints(readFileSync('/proc/self/mountinfo', 'utf8')).filter((m) => m.startsWith(`${root}/`)).reverse();
-      for (const m of mine) await run(['umount', '--lazy', m], { allowFailure: true }).catch((e: unknown) => errors.push(e));
-    }
     await store?.close().catch(() => {});
-    if (root) await rm(root, { recursive: true, force: true });
-    // `mount -o loop` gave the loop devices the autoclear flag: none of ours may be left.
-    const loops = (await run(['losetup', '--list', '--noheadings', '--output', 'BACK-FILE'], { allowFailure: true })).stdout;
-    if (root && loops.includes(root)) errors.push(new Error(`loop devices left behind: ${loops}`));
+    // Every mount under our root (volumes, and the look without a key below), then the root; no loop device left.
+    if (root) errors.push(...(await removeVolumeRoot(root)));
     if (errors.length) throw new AggregateError(errors, 'volumes test cleanup failed');
   });
 
